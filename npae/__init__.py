@@ -1,0 +1,23 @@
+"""npae — autoencoders and variational autoencoders from scratch in pure NumPy.
+
+Dense layers, activations, losses, Adam and backpropagation written by hand,
+every gradient checked against central finite differences.
+
+>>> import npae
+>>> X, y = npae.datasets.load_digits()
+>>> vae = npae.VAE(64, hidden=(128,), latent=2, seed=0).fit(X, epochs=5, verbose=0)
+>>> vae.encode(X[:3]).shape
+(3, 2)
+"""
+
+from . import activations, datasets, losses
+from .autoencoder import Autoencoder
+from .gradcheck import gradcheck, gradcheck_layer
+from .io import load, save
+from .layers import Dense, Sequential
+from .optim import SGD, Adam
+from .vae import VAE
+
+__version__ = "0.1.0"
+__all__ = ["Autoencoder", "VAE", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
+           "gradcheck_layer", "save", "load", "activations", "losses", "datasets"]

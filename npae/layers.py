@@ -1,0 +1,161 @@
+"""Dense layers and the sequential stack that encoders and decoders are made of.
+
+The source document writes one layer as ``h = f(W1 x + b1)`` for a column
+vector ``x``.  npae works on row batches ``X`` of shape ``(n, n_in)``, so the
+same layer is
+
+.. math::
+
+    A = X W + b,      Y = f(A),      with  W = W1ᵀ  of shape (n_in, n_out).
+
+Backward, given ``dY = ∂L/∂Y``:
+
+.. math::
+
+    dA = dY ⊙ f′(A)          (f′ written from Y; see activations.py)
+    ∂L/∂W = Xᵀ dA,   ∂L/∂b = Σ_rows dA,   ∂L/∂X = dA Wᵀ
+"""
+
+import numpy as np
+
+from .activations import get_activation
+
+DTYPES = ("float32", "float64")
+
+
+def rng_from(seed):
+    """A ``numpy.random.Generator`` from an int seed, a Generator (used as is) or None."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be a non-negative int, a numpy.random.Generator or None, got {seed!r}")
+
+
+def check_dtype(dtype):
+    """Return ``dtype`` as a numpy dtype if it is float32 or float64, else raise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return dt
+
+
+def check_size(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def init_weight(n_in, n_out, activation, rng, dtype):
+    """He-uniform for the relu family, Glorot-uniform otherwise; shape (n_in, n_out).
+
+    He: U(±√(6 / n_in)) keeps the variance of relu activations constant
+    through depth; Glorot: U(±√(6 / (n_in + n_out))) balances forward and
+    backward variance for symmetric activations.
+    """
+    fan = n_in if activation in ("relu", "leaky_relu") else n_in + n_out
+    limit = np.sqrt(6.0 / fan)
+    return rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype)
+
+
+class Dense:
+    """One fully connected layer ``Y = f(X W + b)`` (``h = f(W1 x + b1)`` with ``W1 = Wᵀ``).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+    activation : str
+        A name from :data:`npae.activations.ACTIVATIONS`.
+    seed : int, numpy.random.Generator or None
+        Randomness of the initial weights.
+    dtype : "float32" or "float64"
+
+    Attributes
+    ----------
+    params : {"W": (n_in, n_out), "b": (n_out,)}
+    grads : same keys and shapes, filled by :meth:`backward`
+    """
+
+    def __init__(self, n_in, n_out, activation="relu", *, seed=None, dtype="float32"):
+        n_in, n_out = check_size("n_in", n_in), check_size("n_out", n_out)
+        self.activation = get_activation(activation)
+        dtype = check_dtype(dtype)
+        W = init_weight(n_in, n_out, activation, rng_from(seed), dtype)
+        self.params = {"W": W, "b": np.zeros(n_out, dtype=dtype)}
+        self.grads = {"W": np.zeros_like(W), "b": np.zeros(n_out, dtype=dtype)}
+        self._X = self._Y = None
+
+    @property
+    def shape(self):
+        return self.params["W"].shape
+
+    def forward(self, X):
+        """``Y = f(X W + b)``; X (n, n_in) → Y (n, n_out).  Caches X and Y for backward."""
+        W, b = self.params["W"], self.params["b"]
+        if X.ndim != 2 or X.shape[1] != W.shape[0]:
+            raise ValueError(f"X must have shape (n, {W.shape[0]}), got {X.shape}")
+        A = X @ W
+        A += b
+        Y = A if self.activation.name == "identity" else self.activation.f(A)
+        self._X, self._Y = X, Y
+        return Y
+
+    def backward(self, dY, *, need_dX=True):
+        """From ``dY = ∂L/∂Y`` (n, n_out): store ∂L/∂W, ∂L/∂b in ``grads``; return ``∂L/∂X``.
+
+        ``dA = dY ⊙ f′``, ``grads["W"] = Xᵀ dA``, ``grads["b"] = Σ_rows dA``, ``dX = dA Wᵀ``.
+        ``need_dX=False`` skips the last product (for the first layer of a network).
+        """
+        if self._X is None:
+            raise RuntimeError("backward called before forward")
+        dA = dY if self.activation.name == "identity" else dY * self.activation.df(self._Y)
+        return self.backward_affine(dA, need_dX=need_dX)
+
+    def backward_affine(self, dA, *, need_dX=True):
+        """The affine half of :meth:`backward`, from ``dA = ∂L/∂A`` (n, n_out)."""
+        if self._X is None:
+            raise RuntimeError("backward called before forward")
+        np.matmul(self._X.T, dA, out=self.grads["W"])
+        np.sum(dA, axis=0, out=self.grads["b"])
+        return dA @ self.params["W"].T if need_dX else None
+
+    def __repr__(self):
+        n_in, n_out = self.shape
+        return f"Dense({n_in}, {n_out}, activation={self.activation.name!r})"
+
+
+class Sequential:
+    """Dense layers run one after another; ``backward`` runs them in reverse.
+
+    ``params`` and ``grads`` are flat dicts named ``"<i>.W"``, ``"<i>.b"`` for
+    layer ``i`` — the same arrays the layers hold, so updating them updates the stack.
+    """
+
+    def __init__(self, layers):
+        self.layers = list(layers)  # may be empty: then forward and backward pass X through
+
+    @property
+    def params(self):
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    def forward(self, X):
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
+
+    def backward(self, dY, *, need_dX=True):
+        for i, layer in enumerate(reversed(self.layers)):
+            last = i == len(self.layers) - 1
+            dY = layer.backward(dY, need_dX=need_dX or not last)
+        return dY
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n  {inner},\n])"

@@ -1,0 +1,217 @@
+"""Optimisers that update parameter arrays in place: SGD (with momentum) and Adam.
+
+Both take ``step(params, grads)`` with two dicts of name → array sharing their
+keys.  Parameters must be C-contiguous arrays (the models' are); they are
+updated in place, so every view of them — a layer's weights, a tied decoder's
+transpose — sees the change.  ``state_dict()`` / ``load_state_dict()`` export
+and restore the optimiser's memory (Adam's moments and step count) so a
+checkpoint can resume training exactly.
+
+NumPy's element-wise operations run on one core.  Adam reads and writes four
+arrays per parameter, so for large models it splits the flattened arrays
+into two halves and updates them in two threads (NumPy releases the GIL in
+its loops).  The arithmetic is the same either way: the result is
+bit-identical to a single-threaded update.
+"""
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+_PARALLEL_MIN_SIZE = 1 << 17  # below this many numbers, threads cost more than they save
+_pool = None
+
+
+def _thread_pool():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="npae-optim")
+    return _pool
+
+
+def _check_positive(name, value, *, allow_zero=False, upper=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    ok = (value >= 0 if allow_zero else value > 0) and math.isfinite(value)
+    if upper is not None:
+        ok = ok and value < upper
+    if not ok:
+        bound = f"in [0, {upper})" if upper is not None else ("≥ 0" if allow_zero else "> 0")
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+    return value
+
+
+def _check_step_args(params, grads):
+    if not isinstance(params, dict) or not isinstance(grads, dict):
+        raise TypeError("params and grads must be dicts of name -> array")
+    if params.keys() != grads.keys():
+        missing = sorted(set(params) ^ set(grads))
+        raise ValueError(f"params and grads must have the same keys; they differ in {missing}")
+    for name, p in params.items():
+        g = grads[name]
+        if not isinstance(p, np.ndarray) or not p.flags.c_contiguous or not p.flags.writeable:
+            raise ValueError(f"params[{name!r}] must be a writeable C-contiguous ndarray")
+        if np.shape(g) != p.shape:
+            raise ValueError(
+                f"grads[{name!r}] has shape {np.shape(g)}, but params[{name!r}] has shape {p.shape}"
+            )
+
+
+class SGD:
+    """Stochastic gradient descent with optional (heavy-ball) momentum.
+
+    .. math::
+
+        v ← μ v − η g,        θ ← θ + v        (μ = 0: θ ← θ − η g)
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0):
+        self.lr = _check_positive("lr", lr)
+        self.momentum = _check_positive("momentum", momentum, allow_zero=True, upper=1)
+        self.velocity = {}
+
+    def step(self, params, grads):
+        _check_step_args(params, grads)
+        for name, p in params.items():
+            g = np.asarray(grads[name], dtype=p.dtype)
+            if self.momentum == 0:
+                p -= self.lr * g
+                continue
+            v = self.velocity.get(name)
+            if v is None:
+                v = self.velocity[name] = np.zeros_like(p)
+            v *= self.momentum
+            v -= self.lr * g
+            p += v
+
+    def state_dict(self):
+        return {"name": "sgd", "lr": self.lr, "momentum": self.momentum,
+                "velocity": {k: v.copy() for k, v in self.velocity.items()}}
+
+    def load_state_dict(self, state):
+        self.lr, self.momentum = float(state["lr"]), float(state["momentum"])
+        self.velocity = {k: np.array(v) for k, v in state.get("velocity", {}).items()}
+
+    def __repr__(self):
+        return f"SGD(lr={self.lr:g}, momentum={self.momentum:g})"
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with bias correction.
+
+    At step t, for each parameter θ with gradient g:
+
+    .. math::
+
+        m ← β₁ m + (1 − β₁) g          v ← β₂ v + (1 − β₂) g²
+        m̂ = m / (1 − β₁ᵗ)              v̂ = v / (1 − β₂ᵗ)
+        θ ← θ − η m̂ / (√v̂ + ε)
+
+    The source document's example uses ``Adam(lr=0.001, beta_1=0.5)``.
+    """
+
+    def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, eps=1e-8):
+        self.lr = _check_positive("lr", lr)
+        self.beta_1 = _check_positive("beta_1", beta_1, allow_zero=True, upper=1)
+        self.beta_2 = _check_positive("beta_2", beta_2, allow_zero=True, upper=1)
+        self.eps = _check_positive("eps", eps)
+        self.t = 0
+        self.m, self.v = {}, {}
+        self._scratch = {}
+
+    def step(self, params, grads):
+        _check_step_args(params, grads)
+        self.t += 1
+        # η m̂ / (√v̂ + ε) = [η / (1 − β₁ᵗ)] · m / (√v · [1 / √(1 − β₂ᵗ)] + ε)
+        step_size = self.lr / (1 - self.beta_1 ** self.t)
+        inv_sqrt_bias2 = 1 / math.sqrt(1 - self.beta_2 ** self.t)
+        pieces = []
+        for name, p in params.items():
+            if name not in self.m:
+                self.m[name], self.v[name] = np.zeros_like(p), np.zeros_like(p)
+            g = grads[name]
+            if not (isinstance(g, np.ndarray) and g.dtype == p.dtype and g.flags.c_contiguous):
+                g = np.ascontiguousarray(g, dtype=p.dtype)
+            pieces.append((p.reshape(-1), g.reshape(-1),
+                           self.m[name].reshape(-1), self.v[name].reshape(-1)))
+        total = sum(p.size for p, *_ in pieces)
+        coefficients = (step_size, inv_sqrt_bias2)
+        if total < _PARALLEL_MIN_SIZE:
+            self._update(pieces, coefficients, 0)
+            return
+        halves = _split_in_two(pieces, total)
+        futures = [_thread_pool().submit(self._update, half, coefficients, worker)
+                   for worker, half in enumerate(halves)]
+        for future in futures:
+            future.result()
+
+    def _update(self, pieces, coefficients, worker):
+        step_size, inv_sqrt_bias2 = coefficients
+        b1, b2 = self.beta_1, self.beta_2
+        longest = max((p.size for p, *_ in pieces), default=0)
+        scratch = self._scratch.get(worker)
+        if scratch is None or scratch.size < longest or scratch.dtype != pieces[0][0].dtype:
+            scratch = self._scratch[worker] = np.empty(longest, dtype=pieces[0][0].dtype)
+        for p, g, m, v in pieces:
+            tmp = scratch[: p.size]
+            m *= b1                                   # m ← β₁ m + (1 − β₁) g
+            np.multiply(g, 1 - b1, out=tmp)
+            m += tmp
+            v *= b2                                   # v ← β₂ v + (1 − β₂) g²
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)                       # θ ← θ − η m̂ / (√v̂ + ε)
+            tmp *= inv_sqrt_bias2
+            tmp += self.eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p -= tmp
+
+    def state_dict(self):
+        return {"name": "adam", "lr": self.lr, "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "eps": self.eps, "t": self.t,
+                "m": {k: v.copy() for k, v in self.m.items()},
+                "v": {k: v.copy() for k, v in self.v.items()}}
+
+    def load_state_dict(self, state):
+        for key in ("lr", "beta_1", "beta_2", "eps"):
+            setattr(self, key, float(state[key]))
+        self.t = int(state["t"])
+        self.m = {k: np.array(v) for k, v in state.get("m", {}).items()}
+        self.v = {k: np.array(v) for k, v in state.get("v", {}).items()}
+
+    def __repr__(self):
+        return (f"Adam(lr={self.lr:g}, beta_1={self.beta_1:g}, "
+                f"beta_2={self.beta_2:g}, eps={self.eps:g})")
+
+
+def _split_in_two(pieces, total):
+    """Split (p, g, m, v) flat views into two lists of about total/2 numbers each."""
+    halves, half, filled, target = [], [], 0, (total + 1) // 2
+    for arrays in pieces:
+        start = 0
+        size = arrays[0].size
+        while start < size:
+            take = min(size - start, target - filled) if len(halves) == 0 else size - start
+            half.append(tuple(a[start:start + take] for a in arrays))
+            start += take
+            filled += take
+            if len(halves) == 0 and filled >= target:
+                halves.append(half)
+                half = []
+    halves.append(half)
+    return [h for h in halves if h]
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def optimizer_from_state(state):
+    """Build the optimiser a :meth:`state_dict` describes, with its state restored."""
+    cls = OPTIMIZERS[state["name"]]
+    opt = cls(lr=float(state["lr"]))
+    opt.load_state_dict(state)
+    return opt
