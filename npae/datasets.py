@@ -1,0 +1,270 @@
+"""Data for the models: the bundled digits, MNIST-style IDX files, and the user's own arrays.
+
+Every loader hands back samples as rows: ``X`` has shape (n, d) with one
+flattened image (or feature vector) per row, and labels ``y`` have shape (n,),
+dtype int64. The bundled and IDX loaders scale pixels to float32 in [0, 1];
+``load_array`` returns the user's numbers as stored. Nothing here downloads
+anything: data comes from the package, from a Debian package, or from the user.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+DIGITS_PATH = Path(__file__).with_name("data") / "digits.npz"
+DIGITS_TEST_SIZE = 297
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+               "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+# IDX type code -> element type; IDX stores multi-byte numbers big-endian.
+IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+GZIP_MAGIC = b"\x1f\x8b"
+TrainTest = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class Dataset(NamedTuple):
+    """A train/test pair: X_* (n, d), y_* (n,) int64 or None; image_shape (h, w) with h * w == d, or None."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray | None
+    X_test: np.ndarray | None
+    y_test: np.ndarray | None
+    image_shape: tuple[int, int] | None
+    name: str
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The bundled UCI optical handwritten digits (see ``npae/data/README.md``).
+
+    Returns X: (1797, 64) float32 in [0, 1] (8x8 images, row-major, raw 0..16 / 16)
+    and y: (1797,) int64 in 0..9.
+    """
+    with np.load(DIGITS_PATH, allow_pickle=False) as archive:
+        images, labels = archive["images"], archive["labels"]
+    return images.astype(np.float32) / np.float32(16), labels.astype(np.int64)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (the MNIST format), raw or gzipped (told apart by magic bytes).
+
+    Header: two zero bytes, a type code (08 u1, 09 i1, 0B i2, 0C i4, 0D f4, 0E f8),
+    the number of dimensions k >= 1, then k big-endian uint32 sizes. Returns an
+    array of that shape and type in native byte order. Raises ValueError naming
+    the file for a bad magic number or a payload not exactly the announced size.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        is_gzip = f.read(2) == GZIP_MAGIC
+    try:
+        with (gzip.open if is_gzip else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path}: cannot decompress gzip data ({err})") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_DTYPES or raw[3] < 1:
+        raise ValueError(f"{path}: not an IDX file: magic number {raw[:4].hex(' ')!r}, expected "
+                         "00 00 <type 08|09|0b|0c|0d|0e> <ndim >= 1>")
+    dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise ValueError(f"{path}: truncated IDX header: expected {header_size} bytes, got {len(raw)}")
+    shape = tuple(int(size) for size in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    expected = header_size + math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        problem = "truncated" if len(raw) < expected else "too long"
+        raise ValueError(f"{path}: {problem}: header announces shape {shape} of {dtype.name}, "
+                         f"expected {expected} bytes, file holds {len(raw)} bytes")
+    return np.frombuffer(raw, dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_candidates(folder: Path, stem: str) -> list[Path]:
+    """Accepted spellings of one MNIST file: ``train-images-idx3-ubyte`` or ``train-images.idx3-ubyte``, raw or .gz."""
+    names = [stem, stem.replace("-idx", ".idx")]
+    return [folder / (name + suffix) for name in names for suffix in ("", ".gz")]
+
+
+def _find_mnist_files(folder: Path) -> dict[str, Path | None]:
+    """Each key of MNIST_FILES -> the first existing spelling of that file in folder, or None."""
+    return {key: next((path for path in _idx_candidates(folder, stem) if path.is_file()), None)
+            for key, stem in MNIST_FILES.items()}
+
+
+def _images_and_labels(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, h, w) and labels (n,) -> X (n, h*w) float32 in [0, 1], y (n,) int64."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim < 2:
+        raise ValueError(f"{images_path}: expected uint8 images (n, h, w), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"{labels_path}: labels of shape {labels.shape} do not match "
+                         f"{len(images)} images in {images_path}")
+    X = images.reshape(len(images), -1).astype(np.float32)
+    X /= 255
+    return X, labels.astype(np.int64)
+
+
+def load_mnist_folder(folder: str | os.PathLike) -> TrainTest:
+    """Load the four MNIST-format IDX files from one folder (MNIST, Fashion-MNIST, KMNIST, ...).
+
+    Returns ((X_train, y_train), (X_test, y_test)): X (n, h*w) float32 in [0, 1],
+    y (n,) int64; for MNIST n is 60000 and 10000, h*w is 784.
+    """
+    folder = Path(folder)
+    files = _find_mnist_files(folder)
+    missing = [" or ".join(path.name for path in _idx_candidates(folder, MNIST_FILES[key]))
+               for key, path in files.items() if path is None]
+    if missing:
+        raise FileNotFoundError(f"{folder}: missing MNIST-format files: " + "; ".join(missing))
+    train = _images_and_labels(files["train_images"], files["train_labels"])
+    test = _images_and_labels(files["test_images"], files["test_labels"])
+    return train, test
+
+
+def load_fashion_mnist() -> TrainTest:
+    """Fashion-MNIST from ``$NPAE_DATA``, ``$NPAE_DATA/fashion-mnist``, or FASHION_MNIST_DIR, first found.
+
+    Returns ((X_train, y_train), (X_test, y_test)) as ``load_mnist_folder``:
+    (60000, 784) and (10000, 784) float32 in [0, 1]; labels index FASHION_MNIST_CLASSES.
+    """
+    folders = [FASHION_MNIST_DIR]
+    if os.environ.get("NPAE_DATA"):
+        data = Path(os.environ["NPAE_DATA"])
+        folders = [data, data / "fashion-mnist"] + folders
+    for folder in folders:
+        if None not in _find_mnist_files(folder).values():
+            return load_mnist_folder(folder)
+    raise FileNotFoundError(
+        "Fashion-MNIST not found (looked in " + ", ".join(map(str, folders)) + "). "
+        "Install it with `sudo apt-get install dataset-fashion-mnist`, or put the four IDX files ("
+        + ", ".join(MNIST_FILES.values()) + ", raw or .gz) in a folder and set NPAE_DATA=that folder. "
+        "Nothing is downloaded automatically.")
+
+
+def _read_npy(path: Path):
+    return np.load(path, mmap_mode="r", allow_pickle=False), None  # a read-only view of the file
+
+
+def _read_npz(path: Path):
+    archive = np.load(path, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError("not a .npz archive (a single .npy array saved under a .npz name?)")
+    with archive:
+        names = archive.files
+        if "X" in names:
+            return archive["X"], archive["y"] if "y" in names else None
+        if len(names) == 1:
+            return archive[names[0]], None
+        raise ValueError(f"holds arrays {names}; name the data 'X' (and the labels 'y') or store one array")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path: Path):
+    """Comma-separated numbers; a first line with no number in it is a header and is skipped."""
+    with open(path, encoding="utf-8") as f:
+        has_header = not any(_is_number(field) for field in f.readline().split(","))
+    with warnings.catch_warnings():  # an empty file is reported below, not warned about
+        warnings.simplefilter("ignore", UserWarning)
+        X = np.loadtxt(path, delimiter=",", skiprows=int(has_header), ndmin=2, encoding="utf-8")
+    if not np.isfinite(X).all():
+        raise ValueError("contains NaN or infinite values")
+    return X, None
+
+
+ARRAY_READERS = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv, ".txt": _read_csv}
+
+
+def _as_rows(X: np.ndarray) -> np.ndarray:
+    """Check X is numeric and 2-D (n, d); images (n, h, w) become (n, h*w), a view when X is C-contiguous."""
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"data has dtype {X.dtype}; expected integers or floats")
+    if X.ndim == 3:
+        X = X.reshape(len(X), -1)
+    if X.ndim == 1:
+        raise ValueError(f"data is 1-D with shape {X.shape}; expected (n_samples, n_features): save "
+                         "X.reshape(1, -1) for a single sample or X.reshape(-1, 1) for a single feature")
+    if X.ndim != 2:
+        raise ValueError(f"data has shape {X.shape}; expected 2-D (n_samples, n_features) or 3-D images (n, h, w)")
+    if X.size == 0:
+        raise ValueError(f"data is empty (shape {X.shape})")
+    return X
+
+
+def load_array(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load the user's own data: ``.npy``, ``.npz`` or comma-separated ``.csv`` / ``.txt``.
+
+    .npy: memory-mapped read-only (mmap_mode="r"), never copied, so it may exceed memory.
+    .npz: the array named ``X`` (and optional labels ``y``), or the only array in the file.
+    .csv/.txt: numbers separated by commas; an optional header line of names is skipped.
+    Returns X (n, d) in its stored dtype and scale (3-D (n, h, w) is flattened to (n, h*w))
+    and y (n,) int64 or None. Pickled data is never loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    reader = ARRAY_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(f"{path}: unknown extension {path.suffix!r}; expected one of {', '.join(ARRAY_READERS)}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty")
+    try:
+        X, y = reader(path)
+        X = _as_rows(X)
+        if y is not None:
+            if y.dtype.kind not in "iu" or y.shape != (len(X),):
+                raise ValueError(f"labels 'y' must be integers of shape ({len(X)},), got {y.dtype} {y.shape}")
+            y = y.astype(np.int64)
+    except (ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: {err}") from None
+    return X, y
+
+
+def _square_image_shape(width: int) -> tuple[int, int] | None:
+    """(s, s) when width == s * s for some s > 1, else None."""
+    side = math.isqrt(width)
+    return (side, side) if side > 1 and side * side == width else None
+
+
+def load(name_or_path: str | os.PathLike) -> Dataset:
+    """Data by name or path, as the command line asks for it.
+
+    "digits": the bundled digits, split in order: the first 1500 images train, the last
+    DIGITS_TEST_SIZE = 297 test (every class has 27..33 test images); image_shape (8, 8).
+    "fashion-mnist": ``load_fashion_mnist()``; image_shape (28, 28).
+    A folder: ``load_mnist_folder``. A file: ``load_array``, with X_test = y_test = None.
+    The names take precedence over files of the same name. For folders and files,
+    image_shape is (s, s) when the width d is a perfect square s * s, else None.
+    """
+    if name_or_path == "digits":
+        X, y = load_digits()
+        split = len(X) - DIGITS_TEST_SIZE
+        return Dataset(X[:split], y[:split], X[split:], y[split:], (8, 8), "digits")
+    if name_or_path == "fashion-mnist":
+        (X_train, y_train), (X_test, y_test) = load_fashion_mnist()
+        return Dataset(X_train, y_train, X_test, y_test, (28, 28), "fashion-mnist")
+    path = Path(name_or_path)
+    if path.is_dir():
+        (X_train, y_train), (X_test, y_test) = load_mnist_folder(path)
+    elif path.exists():
+        (X_train, y_train), X_test, y_test = load_array(path), None, None
+    else:
+        raise FileNotFoundError(f"{name_or_path!r} is neither a bundled data set "
+                                "('digits', 'fashion-mnist') nor an existing file or folder")
+    name = path.name if path.is_dir() else path.stem
+    return Dataset(X_train, y_train, X_test, y_test, _square_image_shape(X_train.shape[1]), name)
