@@ -238,7 +238,9 @@ def _check_hidden(hidden, *, allow_empty):
         raise TypeError(f"hidden must be a tuple of positive ints, got {hidden!r}") from None
     if not hidden and not allow_empty:
         raise ValueError("hidden must name at least one layer size, e.g. hidden=(64,)")
-    return tuple(check_size("hidden", h) for h in hidden)
+    checked = tuple(check_size("hidden", h) for h in hidden)
+    # a tuple of ints is kept as given: scikit-learn's clone checks get_params() by identity
+    return hidden if all(type(h) is int for h in hidden) else checked
 
 
 def _check_fraction(name, value, *, upper, closed_upper=True, open_lower=False):

@@ -10,6 +10,7 @@ A model subclass provides
 """
 
 import inspect
+import sys
 
 import numpy as np
 
@@ -169,15 +170,28 @@ class Model:
         if unknown:
             raise ValueError(f"unknown parameters {unknown}; valid: {sorted(config)}")
         config.update(params)
-        self.__init__(**config)
+        fresh = type(self)(**config)  # built first: a refused value leaves this model as it was
+        self.__dict__.update(fresh.__dict__)
         return self
+
+    def __sklearn_tags__(self):
+        """What scikit-learn (≥ 1.6) asks every estimator: an unsupervised transformer.
+        Only scikit-learn calls this, so only then is scikit-learn imported."""
+        from sklearn.utils import Tags, TargetTags, TransformerTags
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags())
+
+    def __sklearn_is_fitted__(self):
+        """Fitted once ``fit`` has recorded a history (a loaded trained model has one too)."""
+        return bool(self.history)
 
     def _config(self):
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         config = {name: getattr(self, name) for name in names}
         if isinstance(config.get("seed"), np.random.Generator):
             config["seed"] = None
-        config["dtype"] = np.dtype(config["dtype"]).name
+        # interned: one object for every model, as scikit-learn's clone checks identity
+        config["dtype"] = sys.intern(np.dtype(config["dtype"]).name)
         return config
 
     # -- helpers for subclasses ------------------------------------------------

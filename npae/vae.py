@@ -103,7 +103,9 @@ class VAE(Model):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.beta = _check_fraction("beta", beta, upper=np.inf)
-        self.warmup_epochs = int(_check_fraction("warmup_epochs", warmup_epochs, upper=np.inf))
+        _check_fraction("warmup_epochs", warmup_epochs, upper=np.inf)
+        # an int is kept as given: scikit-learn's clone checks get_params() by identity
+        self.warmup_epochs = warmup_epochs if type(warmup_epochs) is int else int(warmup_epochs)
         self.k = check_size("k", k)
         self.activation, self.likelihood, self.objective = activation, likelihood, objective
         self.seed, self.dtype = seed, check_dtype(dtype)
