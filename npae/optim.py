@@ -59,6 +59,15 @@ def _check_step_args(params, grads):
             )
 
 
+def _check_state_shapes(params, *states):
+    """A restored moment must have its parameter's shape (a checkpoint of another model must not load)."""
+    for state in states:
+        for name, p in params.items():
+            if name in state and state[name].shape != p.shape:
+                raise ValueError(f"the optimizer's state for {name!r} has shape {state[name].shape}, "
+                                 f"but params[{name!r}] has shape {p.shape}")
+
+
 class SGD:
     """Stochastic gradient descent with optional (heavy-ball) momentum.
 
@@ -74,6 +83,7 @@ class SGD:
 
     def step(self, params, grads):
         _check_step_args(params, grads)
+        _check_state_shapes(params, self.velocity)
         for name, p in params.items():
             g = np.asarray(grads[name], dtype=p.dtype)
             if self.momentum == 0:
@@ -123,6 +133,7 @@ class Adam:
 
     def step(self, params, grads):
         _check_step_args(params, grads)
+        _check_state_shapes(params, self.m, self.v)
         self.t += 1
         # η m̂ / (√v̂ + ε) = [η / (1 − β₁ᵗ)] · m / (√v · [1 / √(1 − β₂ᵗ)] + ε)
         step_size = self.lr / (1 - self.beta_1 ** self.t)
@@ -151,10 +162,12 @@ class Adam:
         step_size, inv_sqrt_bias2 = coefficients
         b1, b2 = self.beta_1, self.beta_2
         longest = max((p.size for p, *_ in pieces), default=0)
-        scratch = self._scratch.get(worker)
-        if scratch is None or scratch.size < longest or scratch.dtype != pieces[0][0].dtype:
-            scratch = self._scratch[worker] = np.empty(longest, dtype=pieces[0][0].dtype)
         for p, g, m, v in pieces:
+            # One scratch buffer per worker and dtype, so a float64 parameter is never
+            # computed in a float32 buffer (or the reverse) when the dtypes are mixed.
+            scratch = self._scratch.get((worker, p.dtype))
+            if scratch is None or scratch.size < longest:
+                scratch = self._scratch[(worker, p.dtype)] = np.empty(longest, dtype=p.dtype)
             tmp = scratch[: p.size]
             m *= b1                                   # m ← β₁ m + (1 − β₁) g
             np.multiply(g, 1 - b1, out=tmp)
