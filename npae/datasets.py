@@ -235,7 +235,7 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     return X, y
 
 
-def _square_image_shape(width: int) -> tuple[int, int] | None:
+def square_image_shape(width: int) -> tuple[int, int] | None:
     """(s, s) when width == s * s for some s > 1, else None."""
     side = math.isqrt(width)
     return (side, side) if side > 1 and side * side == width else None
@@ -267,4 +267,4 @@ def load(name_or_path: str | os.PathLike) -> Dataset:
         raise FileNotFoundError(f"{name_or_path!r} is neither a bundled data set "
                                 "('digits', 'fashion-mnist') nor an existing file or folder")
     name = path.name if path.is_dir() else path.stem
-    return Dataset(X_train, y_train, X_test, y_test, _square_image_shape(X_train.shape[1]), name)
+    return Dataset(X_train, y_train, X_test, y_test, square_image_shape(X_train.shape[1]), name)
