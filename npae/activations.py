@@ -38,12 +38,12 @@ class Activation(NamedTuple):
 def sigmoid(a):
     """σ(a) = 1 / (1 + e^{−a}), stable for any finite a.
 
-    Computed as 1 / (1 + e^{−a}) for a ≥ 0 and e^{a} / (1 + e^{a}) for a < 0,
-    so the exponential never overflows: both branches use e^{−|a|} ≤ 1.
+    Computed as ``e^{min(a, 0)} / (1 + e^{−|a|})`` — that is 1 / (1 + e^{−a})
+    for a ≥ 0 and e^{a} / (1 + e^{a}) for a < 0 — so neither exponential can
+    overflow (both are ≤ 1) and tiny values keep full relative precision.
     """
     a = np.asarray(a)
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1, e) / (1 + e)
+    return np.exp(np.minimum(a, 0)) / (1 + np.exp(-np.abs(a)))
 
 
 def softplus(a):
