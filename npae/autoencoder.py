@@ -175,11 +175,14 @@ class Autoencoder(Model):
             loss += self.sparsity_weight * float(np.abs(H).sum()) / n
             dH += (self.sparsity_weight / n) * np.sign(H)
         elif self.sparsity == "kl":
-            # ρ̂ is kept inside [1e-6, 1 − 1e-6] so a saturated unit cannot give log(0)
-            rho, rho_hat = self.sparsity_target, np.clip(H.mean(axis=0), 1e-6, 1 - 1e-6)
+            # ρ̂ is clamped to [1e-6, 1 − 1e-6] so a saturated unit cannot give log(0);
+            # where the clamp bites, the penalty is flat and passes no gradient
+            rho, mean_h = self.sparsity_target, H.mean(axis=0)
+            rho_hat = np.clip(mean_h, 1e-6, 1 - 1e-6)
             loss += self.sparsity_weight * float(np.sum(
                 rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))))
-            dH += (self.sparsity_weight / n) * (-rho / rho_hat + (1 - rho) / (1 - rho_hat))
+            inside = (mean_h >= 1e-6) & (mean_h <= 1 - 1e-6)
+            dH += (self.sparsity_weight / n) * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) * inside
 
         if self.contractive_weight:
             loss += self._contractive_backward(dH, n)
