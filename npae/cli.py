@@ -3,7 +3,8 @@
 Commands: ``train``, ``encode``, ``sample``, ``evaluate``, ``gradcheck``,
 ``filters``, ``interpolate`` and ``check``.  ``python -m npae <command> --help``
 describes each.  Bad input ends with exit status 2 and one line naming the
-problem.
+problem (no traceback); a training run that diverges ends with status 1, and
+one stopped by Ctrl-C saves what it has and ends with status 130.
 """
 
 import argparse
@@ -58,6 +59,16 @@ def _positive(kind):
     return parse
 
 
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text}")
+    return value
+
+
 def _non_negative_float(text):
     try:
         value = float(text)
@@ -82,7 +93,7 @@ def _add_model_flags(p):
     g.add_argument("--loss", choices=("bce", "mse"), default="bce", help="autoencoder loss (default bce)")
     g.add_argument("--output", default=None, help="autoencoder output activation (default sigmoid)")
     g.add_argument("--beta", type=_non_negative_float, default=1.0, help="weight of the KL term (default 1)")
-    g.add_argument("--warmup-epochs", type=int, default=0,
+    g.add_argument("--warmup-epochs", type=_non_negative_int, default=0,
                    help="VAE: anneal β linearly over this many epochs (KL warm-up)")
     g.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
                    help="VAE training objective (default elbo)")
@@ -95,7 +106,7 @@ def _add_model_flags(p):
     g.add_argument("--sparsity-target", type=float, default=0.05, help="target mean activation ρ (kl)")
     g.add_argument("--contractive-weight", type=_non_negative_float, default=0.0,
                    help="contractive penalty weight (one-layer encoder)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
 
 
 def build_model(args, n_features, *, dtype="float32"):
@@ -121,7 +132,7 @@ def load_data(name, *, scale="auto", seed=0):
     within [0, 255] is divided by 255 (``scale="auto"``) so images stored as
     uint8 are ready for a Bernoulli likelihood.
     """
-    data = datasets.load(name)
+    data = _read_data(name, lambda: datasets.load(name))
     X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
     if X_test is None and X_train.shape[0] >= 20:
         order = np.random.default_rng(seed).permutation(X_train.shape[0])
@@ -135,11 +146,67 @@ def load_data(name, *, scale="auto", seed=0):
     return data._replace(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test)
 
 
+def _read_data(name, read):
+    """``read()``, with NumPy's advice about pickled files replaced: npae never unpickles."""
+    try:
+        return read()
+    except ValueError as exc:
+        if "pickle" in str(exc) or "Python objects" in str(exc):
+            raise UsageError(f"{name}: not a numeric array file that npae can read (NumPy would "
+                             "have to unpickle it, which npae never does)") from None
+        raise
+
+
 def _scaled(X, scale):
-    if scale == "255" or (scale == "auto" and X.dtype.kind in "iu" and X.size
-                          and X.min() >= 0 and X.max() <= 255 and X.max() > 1):
-        return (np.asarray(X, dtype=np.float32) / np.float32(255))
-    return X
+    return _divided(X) if _needs_dividing(X, scale) else X
+
+
+def _needs_dividing(X, scale):
+    """Divide by 255: asked for, or (auto) integer data within [0, 255] that is not already 0/1."""
+    return scale == "255" or bool(scale == "auto" and X.dtype.kind in "iu" and X.size
+                                  and X.min() >= 0 and X.max() <= 255 and X.max() > 1)
+
+
+def _divided(X):
+    return np.asarray(X, dtype=np.float32) / np.float32(255)
+
+
+def check_data(X, source, model, *, first_row=0, training=False):
+    """Refuse, in one line naming ``source``, rows the model cannot take.
+
+    Checks the width, that every value is finite, and that data for a
+    Bernoulli / binary cross-entropy model lies in [0, 1]; the message says
+    what to change.  ``first_row`` numbers the rows of a chunk.
+    """
+    if X.ndim != 2 or X.shape[1] != model.n_features:
+        raise UsageError(f"{source}: rows have {X.shape[1:]} features, the model expects "
+                         f"{model.n_features}")
+    if X.dtype.kind == "f":
+        finite = np.isfinite(X)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise UsageError(f"{source}: row {first_row + row}, column {col} is {X[row, col]}; "
+                             "the data must be finite numbers")
+    if model.needs_unit_interval and X.size:
+        low, high = X.min(), X.max()
+        if low < 0 or high > 1:
+            scale = "scale the data to [0, 1] (for 8-bit images: --scale 255)"
+            if training:
+                other = "--likelihood gaussian" if isinstance(model, VAE) else "--loss mse"
+                fix = f"{scale}, or use {other}"
+            else:
+                fix = f"{scale}, as it was for training"
+            raise UsageError(f"{source}: values span [{low:g}, {high:g}], but a Bernoulli / "
+                             f"binary cross-entropy model needs data in [0, 1]: {fix}")
+
+
+def _check_output(flag, path):
+    """``path`` can be written: its folder exists and it is not a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
 
 
 # -- commands ------------------------------------------------------------------
@@ -147,19 +214,38 @@ def cmd_train(args):
     data = load_data(args.data, scale=args.scale, seed=args.seed)
     X, X_test = data.X_train, data.X_test
     model = build_model(args, X.shape[1])
+    for part in (X, X_test):
+        if part is not None:
+            check_data(part, args.data, model, training=True)
     optimizer = Adam(lr=args.lr)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} exists and is not a folder")
+    if args.checkpoint is not None:
+        _check_output("--checkpoint", args.checkpoint)
+    created = not os.path.exists(args.out)
     os.makedirs(args.out, exist_ok=True)
     print(f"{model}\ndata: {data.name}, {X.shape[0]} training rows of {X.shape[1]} features"
           + (f", {X_test.shape[0]} held out" if X_test is not None else "")
           + f"\ntraining {args.epochs} epochs, batch {args.batch_size}, {optimizer!r}")
     start = time.perf_counter()
-    model.fit(X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-              validation_data=X_test, seed=args.seed, verbose=0 if args.quiet else 1,
-              checkpoint=args.checkpoint, resume=args.resume)
+    try:
+        model.fit(X, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                  validation_data=X_test, seed=args.seed, verbose=0 if args.quiet else 1,
+                  checkpoint=args.checkpoint, resume=args.resume)
+    except BaseException:
+        if created and not os.listdir(args.out):  # a refused --resume leaves no trace
+            os.rmdir(args.out)
+        raise
     seconds = time.perf_counter() - start
     model_path = os.path.join(args.out, "model.npz")
     save(model, model_path, optimizer=optimizer)
     _write_history(os.path.join(args.out, "history.csv"), model.history)
+    if model.interrupted:
+        print(f"interrupted after {len(model.history['loss'])} complete epochs; wrote {model_path} "
+              "(the last completed step)"
+              + (f"; continue with --resume {args.checkpoint}" if args.checkpoint else ""),
+              file=sys.stderr)
+        return 130
     pictures = write_pictures(model, data, args.out)
 
     print(f"\ntrained in {seconds:.1f}s; final training loss {model.history['loss'][-1]:.4f}"
@@ -244,8 +330,12 @@ def _load_model(path):
 
 def cmd_encode(args):
     model = _load_model(args.model_file)
-    X, _ = datasets.load_array(args.data) if os.path.isfile(args.data) else (load_data(args.data).X_train, None)
-    X = _scaled(X, args.scale)
+    _check_output("--out", args.out)
+    if os.path.isfile(args.data):
+        X = _read_data(args.data, lambda: datasets.load_array(args.data))[0]  # .npy: memory-mapped
+        divide = _needs_dividing(X, args.scale)  # decided on the whole file, applied chunk by chunk
+    else:
+        X, divide = load_data(args.data, scale=args.scale).X_train, False  # scaled already
     if X.ndim != 2 or X.shape[1] != model.n_features:
         raise UsageError(f"{args.data}: rows have {X.shape[1:]} features, the model expects {model.n_features}")
     out = args.out
@@ -256,7 +346,10 @@ def cmd_encode(args):
         codes = np.lib.format.open_memmap(tmp, mode="w+", dtype=model.dtype,
                                           shape=(X.shape[0], model.code_size))
         for start in range(0, X.shape[0], args.chunk):
-            codes[start:start + args.chunk] = model.encode(X[start:start + args.chunk])
+            chunk = X[start:start + args.chunk]
+            chunk = _divided(chunk) if divide else chunk
+            check_data(chunk, args.data, model, first_row=start)
+            codes[start:start + args.chunk] = model.encode(chunk)
         codes.flush()
         del codes
         os.replace(tmp, out)
@@ -272,6 +365,7 @@ def cmd_sample(args):
     model = _load_model(args.model_file)
     if not isinstance(model, VAE):
         raise UsageError(f"{args.model_file} is an autoencoder; only a VAE can sample")
+    _check_output("--out", args.out)
     samples = model.sample(args.n, seed=args.seed)
     if args.out.endswith(".npy"):
         np.save(args.out, samples)
@@ -289,6 +383,7 @@ def cmd_evaluate(args):
     model = _load_model(args.model_file)
     data = load_data(args.data, scale=args.scale)
     X = data.X_test if data.X_test is not None else data.X_train
+    check_data(X, args.data, model)
     print(f"{model}\nevaluating on {X.shape[0]} held-out rows of {data.name}")
     print(f"loss per example (the training objective): {model.average_loss(X):.4f}")
     if isinstance(model, VAE):
@@ -304,6 +399,7 @@ def cmd_gradcheck(args):
     data = load_data(args.data, scale=args.scale)
     X = np.asarray(data.X_train[:args.rows], dtype=np.float64)
     model = build_model(args, X.shape[1], dtype="float64")
+    check_data(X, args.data, model, training=True)
     eps = None
     if isinstance(model, VAE):
         eps = np.random.default_rng(args.seed).standard_normal(model._check_eps(None, X.shape[0]).shape)
@@ -321,6 +417,7 @@ def cmd_filters(args):
     shape = datasets.square_image_shape(model.n_features)
     if shape is None:
         raise UsageError(f"{model.n_features} input features are not a square image")
+    _check_output("--out", args.out)
     W = next(iter(model.params.values()))
     picture = images.image_grid(W.T[:args.n], shape, scale=max(1, 96 // shape[0]), pad=2, normalize=True)
     images.write_png(args.out, picture)
@@ -332,9 +429,11 @@ def cmd_interpolate(args):
     model = _load_model(args.model_file)
     data = load_data(args.data, scale=args.scale)
     X = data.X_test if data.X_test is not None else data.X_train
+    check_data(X, args.data, model)
     shape = datasets.square_image_shape(model.n_features)
     if shape is None:
         raise UsageError(f"{model.n_features} features are not a square image")
+    _check_output("--out", args.out)
     rows = []
     for a, b in zip(args.pairs[0::2], args.pairs[1::2]):
         if not (0 <= a < len(X) and 0 <= b < len(X)):
@@ -393,7 +492,7 @@ def make_parser():
     p = sub.add_parser("sample", help="draw samples from a VAE's prior")
     p.add_argument("model_file", metavar="MODEL")
     p.add_argument("-n", type=_positive(int), default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--out", default="samples.png", help="a .png grid, or .npy for the raw samples")
     p.set_defaults(run=cmd_sample)
 
@@ -435,12 +534,13 @@ def make_parser():
     p.add_argument("--shape", type=_sizes, action="append", default=None,
                    help="input shape, e.g. 4,3 (repeat for several inputs)")
     p.add_argument("--h", type=_positive(float), default=1e-6)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
     p.set_defaults(run=cmd_check)
     return parser
 
 
 def main(argv=None):
+    """Run one command; return the exit status (0 done, 1 failed, 2 bad input, 130 Ctrl-C)."""
     parser = make_parser()
     try:
         args = parser.parse_args(argv)
@@ -450,12 +550,19 @@ def main(argv=None):
         if getattr(args, "pairs", None) is not None and len(args.pairs) % 2:
             raise UsageError("--pairs takes row indices two by two")
         return args.run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except FloatingPointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (UsageError, ValueError, TypeError) as exc:
+        return _fail(exc, 2)
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError) as exc:
+        return _fail(exc, 2)
+    except (FloatingPointError, OSError, MemoryError) as exc:
+        return _fail(exc, 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def _fail(exc, status):
+    """Report ``exc`` on stderr in one line and return ``status``."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return status

@@ -39,7 +39,7 @@ def check_rows(X, width, *, name="X", allow_empty=False):
     if X.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if X.ndim == 1:
-        hint = "X.reshape(1, -1)" if X.shape[0] == width else f"an array of shape (n, {width})"
+        hint = f"{name}.reshape(1, -1)" if X.shape[0] == width else f"an array of shape (n, {width})"
         raise ValueError(f"{name} must be 2-D (n_samples, {width}), got a 1-D array of shape "
                          f"{X.shape}; for one sample pass {hint}")
     if X.ndim != 2:
@@ -51,20 +51,35 @@ def check_rows(X, width, *, name="X", allow_empty=False):
     return X
 
 
-def check_values(X, dtype, *, name="X", unit_interval=False):
+def check_values(X, dtype, *, name="X", unit_interval=False, instead=None):
     """Return ``X`` as a C-contiguous array of ``dtype`` after checking it is finite
-    (and in [0, 1] when ``unit_interval``); copies only when the dtype or layout differ."""
-    if X.dtype.kind in "f" and not np.isfinite(X).all():
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]})")
+    (and in [0, 1] when ``unit_interval``); copies only when the dtype or layout differ.
+
+    Finiteness is checked after the conversion, so a float64 value too large
+    for float32 (which would become infinity) is refused too.  ``instead``
+    names the alternative to a [0, 1] likelihood in the message, e.g.
+    ``"likelihood='gaussian'"``.
+    """
     if unit_interval and X.size:
         low, high = X.min(), X.max()
-        if low < 0 or high > 1:
-            hint = (f"; integer images such as uint8 should be scaled to [0, 1] first, "
-                    f"e.g. {name} / {255 if high <= 255 else high}") if X.dtype.kind in "biu" else ""
-            raise ValueError(f"{name} must lie in [0, 1] for a Bernoulli / binary cross-entropy "
-                             f"likelihood, but its values span [{low:g}, {high:g}]{hint}")
-    return np.ascontiguousarray(X, dtype=dtype)
+        if not (low >= 0 and high <= 1):  # NaN fails too, and is reported below
+            if X.dtype.kind in "biu":
+                hint = (f"; integer images such as uint8 should be scaled to [0, 1] first, "
+                        f"e.g. {name} / {255 if high <= 255 else high}")
+            else:
+                hint = "; scale it to [0, 1]" + (f" or use {instead}" if instead else "")
+            if np.isfinite(low) and np.isfinite(high):
+                raise ValueError(f"{name} must lie in [0, 1] for a Bernoulli / binary cross-entropy "
+                                 f"likelihood, but its values span [{low:g}, {high:g}]{hint}")
+    with np.errstate(over="ignore"):  # overflow is reported below, by position
+        converted = np.ascontiguousarray(X, dtype=dtype)
+    if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+        row, col = np.argwhere(~np.isfinite(converted))[0]
+        if np.isfinite(X[row, col]):
+            raise ValueError(f"{name}[{row}, {col}] = {X[row, col]:g} is too large for {np.dtype(dtype).name}; "
+                             "rescale the data")
+        raise ValueError(f"{name} contains NaN or infinity (first at row {row}, column {col})")
+    return converted
 
 
 class Model:
@@ -76,7 +91,12 @@ class Model:
     # -- input ----------------------------------------------------------------
     def _checked(self, X, *, name="X", allow_empty=False):
         X = check_rows(X, self.n_features, name=name, allow_empty=allow_empty)
-        return check_values(X, self.dtype, name=name, unit_interval=self.needs_unit_interval)
+        return check_values(X, self.dtype, name=name, unit_interval=self.needs_unit_interval,
+                            instead=self._instead_of_unit_interval())
+
+    def _instead_of_unit_interval(self):
+        """The setting that accepts data outside [0, 1], for error messages."""
+        return "likelihood='gaussian'" if hasattr(self, "likelihood") else "loss='mse'"
 
     def _map_rows(self, fn, X, width, *, name="X"):
         """Apply ``fn`` to ``X`` in chunks of rows (checking each chunk), stacking the results.
@@ -85,11 +105,13 @@ class Model:
         converted and held at a time (plus the output).
         """
         X = check_rows(X, width, name=name, allow_empty=True)
+        unit_interval = self.needs_unit_interval and name == "X"
+        instead = self._instead_of_unit_interval()
         chunks = [fn(check_values(X[i:i + INFERENCE_CHUNK], self.dtype, name=name,
-                                  unit_interval=self.needs_unit_interval and width == self.n_features))
+                                  unit_interval=unit_interval, instead=instead))
                   for i in range(0, X.shape[0], INFERENCE_CHUNK)]
-        if not chunks:
-            return fn(np.zeros((0, width), dtype=self.dtype))
+        if not chunks:  # no rows: the shape and dtype of the answer, from one row of zeros
+            return fn(np.zeros((1, width), dtype=self.dtype))[:0]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
     # -- the public model API --------------------------------------------------

@@ -9,13 +9,15 @@ loss on a checked batch), its generator ``rng`` and, if it has one,
    data set), compute the loss and gradients, and take one optimiser step;
 3. record the mean training loss (and the validation loss) in ``history``.
 
-Nothing is updated with a non-finite loss or gradient: ``fit`` stops with a
-``FloatingPointError`` naming the epoch and batch, leaving the parameters of
-the last good step.  Ctrl-C stops at the next batch boundary (saving a
-checkpoint if asked) and leaves a usable model.
+Nothing is updated with a non-finite loss or gradient (or one too large to
+square), and an update that would make a parameter infinite is undone:
+``fit`` stops with a ``FloatingPointError`` naming the epoch and batch,
+leaving the parameters of the last good step.  Ctrl-C stops at the next
+batch boundary (saving a checkpoint if asked) and leaves a usable model.
 """
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -101,53 +103,69 @@ def fit(model, X, *, epochs=10, batch_size=128, optimizer=None, validation_data=
     Checkpoints hold the parameters, the optimiser's state, the model's
     generator state and the position in training (epoch, batch and that
     epoch's permutation), so ``resume`` ends bit-identical to a run that was
-    never interrupted.
+    never interrupted.  Every argument (and the checkpoint to resume from) is
+    checked before anything changes: a refused call leaves the model as it was.
     """
     from . import io  # io builds models, which import this module
 
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
     checkpoint_every = _check_positive_int("checkpoint_every", checkpoint_every)
-    if not isinstance(verbose, (int, bool)):
+    if not isinstance(verbose, (bool, int, np.integer)):
         raise TypeError(f"verbose must be an int, got {type(verbose).__name__}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    shuffle = bool(shuffle)
     if optimizer is None:
         optimizer = Adam(1e-3)
     elif not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"optimizer must have a step(params, grads) method, got {optimizer!r}")
+    rng = None if seed is None else rng_from(seed)
+    if checkpoint is not None:
+        checkpoint = _check_output_path("checkpoint", checkpoint)
     X = model._checked(X)
     X_val = None
     if validation_data is not None:
-        X_val = validation_data[0] if isinstance(validation_data, tuple) else validation_data
-        X_val = model._checked(X_val, name="validation_data")
+        if isinstance(validation_data, tuple):
+            if not 1 <= len(validation_data) <= 2:
+                raise ValueError("validation_data must be X_val or a tuple (X_val, y_val), "
+                                 f"got a tuple of {len(validation_data)} items")
+            validation_data = validation_data[0]
+        X_val = model._checked(validation_data, name="validation_data")
     n = X.shape[0]
     batch_size = min(batch_size, n)  # a batch larger than the data set is the whole data set
     n_batches = math.ceil(n / batch_size)
+    setup = {"n_samples": n, "batch_size": batch_size, "shuffle": shuffle,
+             "validation": X_val is not None}
 
     state = {"epoch": 0, "batch": 0, "order": None, "loss_sum": 0.0}
     history = {"loss": []} if X_val is None else {"loss": [], "val_loss": []}
     if resume is not None:
-        saved = io.load_checkpoint(resume, model, optimizer)
+        saved = io.load_checkpoint(resume, model, optimizer, setup=setup)  # checks, then restores
         state.update(saved["position"])
         history = saved["history"]
-    elif seed is not None:
-        model.rng = rng_from(seed)
+    elif rng is not None:
+        model.rng = rng
     model.history = history
     model.interrupted = False
 
     params = model.params
+    before_step = {name: np.empty_like(p) for name, p in params.items()}
     batch_buffer = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
     progress = Progress(epochs, n_batches, n, verbose)
 
     def save_checkpoint():
         if checkpoint is not None:
-            io.save_checkpoint(checkpoint, model, optimizer, position=state, history=history)
+            io.save_checkpoint(checkpoint, model, optimizer, position=state, history=history,
+                               setup=setup)
 
     with _InterruptFlag() as interrupt:
         while state["epoch"] < epochs:
             epoch = state["epoch"]
-            if state["order"] is None:
-                state["order"] = model.rng.permutation(n) if shuffle else None
-                state["batch"], state["loss_sum"] = 0, 0.0
+            if state["batch"] == 0:  # a new epoch (or one interrupted before its first step)
+                state["loss_sum"] = 0.0
+                if shuffle and state["order"] is None:
+                    state["order"] = model.rng.permutation(n)
             order = state["order"]
             if hasattr(model, "begin_epoch"):
                 model.begin_epoch(epoch)
@@ -158,7 +176,9 @@ def fit(model, X, *, epochs=10, batch_size=128, optimizer=None, validation_data=
                     save_checkpoint()
                     if verbose:
                         print(f"\ninterrupted at epoch {epoch + 1}, batch {b + 1}: "
-                              f"stopping with the last completed step", file=sys.stderr)
+                              f"stopping with the last completed step"
+                              + (f"; resume from {checkpoint}" if checkpoint is not None else ""),
+                              file=sys.stderr)
                     return model
                 start, stop = b * batch_size, min((b + 1) * batch_size, n)
                 if order is None:
@@ -166,23 +186,99 @@ def fit(model, X, *, epochs=10, batch_size=128, optimizer=None, validation_data=
                 else:
                     batch = np.take(X, order[start:stop], axis=0, out=batch_buffer[: stop - start])
                 loss, grads = model._loss_and_grads(batch)
-                if not (math.isfinite(loss) and all(np.isfinite(g.sum()) for g in grads.values())):
+                problem = _numerical_problem(loss, grads)
+                if problem is None:
+                    problem = _take_step(optimizer, params, grads, before_step)
+                if problem is not None:
                     raise FloatingPointError(
-                        f"training diverged at epoch {epoch + 1}, batch {b + 1}: the loss is {loss} "
-                        f"(or a gradient is not finite); the model keeps the parameters of the last "
-                        f"finite step. Try a smaller learning rate (optimizer={optimizer!r}).")
-                optimizer.step(params, grads)
+                        f"training diverged at epoch {epoch + 1}, batch {b + 1}: {problem}; the model "
+                        f"keeps the parameters of the last finite step. Try a smaller learning rate "
+                        f"(optimizer={optimizer!r}).")
                 state["loss_sum"] += loss * (stop - start)
                 state["batch"] = b + 1
                 progress.batch(b + 1, stop, state["loss_sum"] / stop)
             history["loss"].append(state["loss_sum"] / n)
             if X_val is not None:
                 history["val_loss"].append(validation_loss(model, X_val))
-            state["epoch"], state["order"] = epoch + 1, None
+            state.update(epoch=epoch + 1, batch=0, order=None, loss_sum=0.0)
             progress.end_epoch(history)
             if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs:
                 save_checkpoint()
     return model
+
+
+def _numerical_problem(loss, grads):
+    """Why this step must not be taken, or None.
+
+    A gradient entry beyond √(largest float) is refused as well as NaN and
+    infinity: its square (Adam's second moment) would overflow, and no
+    training that has not diverged produces one.  ``min`` and ``max`` are two
+    passes that also propagate NaN, with no temporary array.
+    """
+    if not math.isfinite(loss):
+        return f"the loss is {loss}"
+    for name, g in grads.items():
+        low, high = g.min(), g.max()
+        limit = _SQUARE_LIMIT.get(g.dtype) or math.sqrt(np.finfo(g.dtype).max)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return f"the gradient of {name!r} is not finite"
+        if max(-low, high) > limit:
+            return (f"the gradient of {name!r} reached {max(-low, high):.3g}, too large to square "
+                    f"in {g.dtype}")
+    return None
+
+
+_SQUARE_LIMIT = {np.dtype(t): math.sqrt(np.finfo(t).max) for t in (np.float32, np.float64)}
+
+
+def _all_finite(arrays):
+    """True when every entry of every array is finite.  The sum is one fast pass; a sum
+    that overflows is confirmed entry by entry, so huge finite values are not refused."""
+    with np.errstate(over="ignore"):
+        return all(np.isfinite(a.sum()) or np.isfinite(a).all() for a in arrays)
+
+
+def _take_step(optimizer, params, grads, before_step):
+    """``optimizer.step(params, grads)``, undone if it is interrupted or overflows.
+
+    The parameters are copied into ``before_step`` first (one copy per step,
+    small next to a forward and backward pass), so an update that turns a
+    parameter infinite, or a second Ctrl-C in the middle of the update, leaves
+    the parameters of the last good step.  (The optimiser's own moments keep
+    the failed update.)  Returns None, or what went wrong.
+    """
+    for name, p in params.items():
+        np.copyto(before_step[name], p)
+    try:
+        optimizer.step(params, grads)
+    except BaseException:
+        _restore(params, before_step)
+        raise
+    if not _all_finite(params.values()):
+        _restore(params, before_step)
+        return "the update made a parameter overflow to infinity"
+    return None
+
+
+def _restore(params, saved):
+    for name, p in params.items():
+        np.copyto(p, saved[name])
+
+
+def _check_output_path(name, path):
+    """A file path that can be written: its folder exists and it is not itself a folder."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{name} must be a file path, got {type(path).__name__}") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{name} must be a file path, but {path} is a folder")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name}: cannot write {path}, the folder {folder} does not exist")
+    return path
 
 
 def validation_loss(model, X_val, *, seed=0):
