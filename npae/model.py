@@ -71,15 +71,26 @@ def check_values(X, dtype, *, name="X", unit_interval=False, instead=None):
             if np.isfinite(low) and np.isfinite(high):
                 raise ValueError(f"{name} must lie in [0, 1] for a Bernoulli / binary cross-entropy "
                                  f"likelihood, but its values span [{low:g}, {high:g}]{hint}")
+        in_range = low >= 0 and high <= 1
+    else:
+        in_range = False
     with np.errstate(over="ignore"):  # overflow is reported below, by position
         converted = np.ascontiguousarray(X, dtype=dtype)
-    if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+    # data within [0, 1] is finite (min and max propagate NaN); otherwise one
+    # dot product Σ x² tells finite data apart, entry by entry only if it overflows
+    if (converted.dtype.kind == "f" and not in_range
+            and not _sum_of_squares_is_finite(converted) and not np.isfinite(converted).all()):
         row, col = np.argwhere(~np.isfinite(converted))[0]
         if np.isfinite(X[row, col]):
             raise ValueError(f"{name}[{row}, {col}] = {X[row, col]:g} is too large for {np.dtype(dtype).name}; "
                              "rescale the data")
         raise ValueError(f"{name} contains NaN or infinity (first at row {row}, column {col})")
     return converted
+
+
+def _sum_of_squares_is_finite(a):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.vdot(a.reshape(-1), a.reshape(-1))))
 
 
 class Model:
