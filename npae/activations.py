@@ -16,7 +16,8 @@ softplus    log(1 + e^{a})                1 − e^{−y}   (= σ(a))            
 ==========  ===========================  ===============================  ==========================
 
 The second derivative is needed only by the contractive autoencoder's penalty.
-All functions keep the dtype of their input (float32 stays float32).
+All functions keep the dtype of their input (float32 stays float32), and
+each f takes an optional ``out`` array (it may be ``a`` itself) to write into.
 """
 
 from typing import Callable, NamedTuple
@@ -35,7 +36,7 @@ class Activation(NamedTuple):
     d2f: Callable[[np.ndarray], np.ndarray]
 
 
-def sigmoid(a):
+def sigmoid(a, out=None):
     """σ(a) = 1 / (1 + e^{−a}), stable for any finite a.
 
     Computed as ``e^{min(a, 0)} / (1 + e^{−|a|})`` — that is 1 / (1 + e^{−a})
@@ -43,13 +44,16 @@ def sigmoid(a):
     overflow (both are ≤ 1) and tiny values keep full relative precision.
     """
     a = np.asarray(a)
-    return np.exp(np.minimum(a, 0)) / (1 + np.exp(-np.abs(a)))
+    denominator = 1 + np.exp(-np.abs(a))
+    numerator = np.exp(np.minimum(a, 0, out=out), out=out)
+    return np.divide(numerator, denominator, out=out)
 
 
-def softplus(a):
+def softplus(a, out=None):
     """log(1 + e^{a}) = max(a, 0) + log(1 + e^{−|a|}), stable for any finite a."""
     a = np.asarray(a)
-    return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+    log_term = np.log1p(np.exp(-np.abs(a)))
+    return np.add(np.maximum(a, 0, out=out), log_term, out=out)
 
 
 def _zeros_like(y):
@@ -60,16 +64,22 @@ def _ones_like(y):
     return np.ones_like(y)
 
 
-def _relu(a):
-    return np.maximum(a, 0)
+def _identity(a, out=None):
+    return np.copyto(out, a) or out if out is not None else np.array(a)
+
+
+def _relu(a, out=None):
+    return np.maximum(a, 0, out=out)
 
 
 def _relu_df(y):
-    return (y > 0).astype(y.dtype)
+    # 1[y > 0], written as sign(y) (y ≥ 0 here): one pass, no boolean temporary
+    return np.sign(y)
 
 
-def _leaky_relu(a):
-    return np.where(a > 0, a, a * LEAKY_SLOPE)
+def _leaky_relu(a, out=None):
+    # max(a, 0.01 a) is a for a > 0 and 0.01 a otherwise (the slope is below 1)
+    return np.maximum(a, a * LEAKY_SLOPE, out=out)
 
 
 def _leaky_relu_df(y):
@@ -104,7 +114,7 @@ def _softplus_d2f(y):
 
 
 ACTIVATIONS = {
-    "identity": Activation("identity", lambda a: np.asarray(a).copy(), _ones_like, _zeros_like),
+    "identity": Activation("identity", _identity, _ones_like, _zeros_like),
     "relu": Activation("relu", _relu, _relu_df, _zeros_like),
     "leaky_relu": Activation("leaky_relu", _leaky_relu, _leaky_relu_df, _zeros_like),
     "sigmoid": Activation("sigmoid", sigmoid, _sigmoid_df, _sigmoid_d2f),

@@ -99,7 +99,7 @@ class Dense:
             raise ValueError(f"X must have shape (n, {W.shape[0]}), got {X.shape}")
         A = X @ W
         A += b
-        Y = A if self.activation.name == "identity" else self.activation.f(A)
+        Y = A if self.activation.name == "identity" else self.activation.f(A, out=A)
         self._X, self._Y = X, Y
         return Y
 
@@ -111,7 +111,11 @@ class Dense:
         """
         if self._X is None:
             raise RuntimeError("backward called before forward")
-        dA = dY if self.activation.name == "identity" else dY * self.activation.df(self._Y)
+        if self.activation.name == "identity":
+            dA = dY
+        else:
+            dA = self.activation.df(self._Y)
+            dA *= dY
         return self.backward_affine(dA, need_dX=need_dX)
 
     def backward_affine(self, dA, *, need_dX=True):

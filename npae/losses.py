@@ -63,18 +63,24 @@ def bce_with_logits(logits, x, *, per_example=False):
     """
     _check_same_shape(logits=logits, x=x)
     n = logits.shape[0]
-    e = np.exp(-np.abs(logits))
-    one_plus_e = 1 + e
-    dlogits = np.exp(np.minimum(logits, 0))
-    dlogits /= one_plus_e                      # σ(t)
+    # σ(t) = e^{min(t, 0)} / (1 + e) with e = e^{−|t|}: the numerator is e where
+    # t < 0 and 1 elsewhere, picked exactly by multiplying with 0/1 masks
+    negative = np.signbit(logits)
+    positive = ~negative
+    dlogits = np.subtract(positive, x)                 # 1[t ≥ 0] − x, used for the value first:
+    linear_part = np.vdot(logits, dlogits)             # Σ max(t, 0) − x t, all terms ≥ 0
+    e = np.abs(logits)
+    np.exp(np.negative(e, out=e), out=e)               # e = e^{−|t|}
+    np.multiply(e, negative, out=dlogits)
+    dlogits += positive
+    one_plus_e = np.add(e, 1, out=e)
+    dlogits /= one_plus_e                              # σ(t)
     dlogits -= x
-    dlogits *= 1 / n                           # (σ(t) − x) / n
-    log_term = np.log(one_plus_e, out=one_plus_e)
+    dlogits *= 1 / n                                   # (σ(t) − x) / n
+    log_term = np.log(one_plus_e, out=one_plus_e)      # log(1 + e^{−|t|})
     if per_example:
         return (np.maximum(logits, 0) - x * logits + log_term).sum(axis=1), dlogits
-    # the same sum, with Σ x t as one dot product
-    total = np.maximum(logits, 0).sum() - np.vdot(x, logits) + log_term.sum()
-    return float(total) / n, dlogits
+    return float(linear_part + log_term.sum()) / n, dlogits
 
 
 def mse(prediction, x, *, per_example=False):

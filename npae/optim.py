@@ -135,9 +135,11 @@ class Adam:
         _check_step_args(params, grads)
         _check_state_shapes(params, self.m, self.v)
         self.t += 1
-        # η m̂ / (√v̂ + ε) = [η / (1 − β₁ᵗ)] · m / (√v · [1 / √(1 − β₂ᵗ)] + ε)
-        step_size = self.lr / (1 - self.beta_1 ** self.t)
-        inv_sqrt_bias2 = 1 / math.sqrt(1 - self.beta_2 ** self.t)
+        # η m̂ / (√v̂ + ε) = [η √(1 − β₂ᵗ) / (1 − β₁ᵗ)] · m / (√v + ε √(1 − β₂ᵗ)):
+        # the same quantity, with the bias corrections folded into two scalars
+        sqrt_bias2 = math.sqrt(1 - self.beta_2 ** self.t)
+        step_size = self.lr * sqrt_bias2 / (1 - self.beta_1 ** self.t)
+        eps_hat = self.eps * sqrt_bias2
         pieces = []
         for name, p in params.items():
             if name not in self.m:
@@ -148,7 +150,7 @@ class Adam:
             pieces.append((p.reshape(-1), g.reshape(-1),
                            self.m[name].reshape(-1), self.v[name].reshape(-1)))
         total = sum(p.size for p, *_ in pieces)
-        coefficients = (step_size, inv_sqrt_bias2)
+        coefficients = (step_size, eps_hat)
         if total < _PARALLEL_MIN_SIZE:
             self._update(pieces, coefficients, 0)
             return
@@ -159,7 +161,7 @@ class Adam:
             future.result()
 
     def _update(self, pieces, coefficients, worker):
-        step_size, inv_sqrt_bias2 = coefficients
+        step_size, eps_hat = coefficients
         b1, b2 = self.beta_1, self.beta_2
         longest = max((p.size for p, *_ in pieces), default=0)
         for p, g, m, v in pieces:
@@ -177,8 +179,7 @@ class Adam:
             tmp *= 1 - b2
             v += tmp
             np.sqrt(v, out=tmp)                       # θ ← θ − η m̂ / (√v̂ + ε)
-            tmp *= inv_sqrt_bias2
-            tmp += self.eps
+            tmp += eps_hat
             np.divide(m, tmp, out=tmp)
             tmp *= step_size
             p -= tmp
