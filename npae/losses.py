@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-from .activations import sigmoid
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -7,27 +7,16 @@ transpose — sees the change.  ``state_dict()`` / ``load_state_dict()`` export
 and restore the optimiser's memory (Adam's moments and step count) so a
 checkpoint can resume training exactly.
 
-NumPy's element-wise operations run on one core.  Adam reads and writes four
-arrays per parameter, so for large models it splits the flattened arrays
-into two halves and updates them in two threads (NumPy releases the GIL in
-its loops).  The arithmetic is the same either way: the result is
-bit-identical to a single-threaded update.
+Adam's update is a dozen element-wise passes over each parameter, written
+with ``out=`` into one reusable scratch buffer so a step allocates nothing.
+(Splitting it over two threads halves it in isolation, but measured inside a
+training step it is slower: OpenBLAS's threads keep spinning on both cores
+after each matrix product — see benchmarks/README.md.)
 """
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
-_PARALLEL_MIN_SIZE = 1 << 17  # below this many numbers, threads cost more than they save
-_pool = None
-
-
-def _thread_pool():
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="npae-optim")
-    return _pool
 
 
 def _check_positive(name, value, *, allow_zero=False, upper=None):
@@ -140,49 +129,34 @@ class Adam:
         sqrt_bias2 = math.sqrt(1 - self.beta_2 ** self.t)
         step_size = self.lr * sqrt_bias2 / (1 - self.beta_1 ** self.t)
         eps_hat = self.eps * sqrt_bias2
-        pieces = []
         for name, p in params.items():
             if name not in self.m:
                 self.m[name], self.v[name] = np.zeros_like(p), np.zeros_like(p)
             g = grads[name]
             if not (isinstance(g, np.ndarray) and g.dtype == p.dtype and g.flags.c_contiguous):
                 g = np.ascontiguousarray(g, dtype=p.dtype)
-            pieces.append((p.reshape(-1), g.reshape(-1),
-                           self.m[name].reshape(-1), self.v[name].reshape(-1)))
-        total = sum(p.size for p, *_ in pieces)
-        coefficients = (step_size, eps_hat)
-        if total < _PARALLEL_MIN_SIZE:
-            self._update(pieces, coefficients, 0)
-            return
-        halves = _split_in_two(pieces, total)
-        futures = [_thread_pool().submit(self._update, half, coefficients, worker)
-                   for worker, half in enumerate(halves)]
-        for future in futures:
-            future.result()
+            self._update(p.reshape(-1), g.reshape(-1), self.m[name].reshape(-1),
+                         self.v[name].reshape(-1), step_size, eps_hat)
 
-    def _update(self, pieces, coefficients, worker):
-        step_size, eps_hat = coefficients
+    def _update(self, p, g, m, v, step_size, eps_hat):
+        """One parameter's update, on flat views; ``tmp`` is scratch reused across steps."""
         b1, b2 = self.beta_1, self.beta_2
-        longest = max((p.size for p, *_ in pieces), default=0)
-        for p, g, m, v in pieces:
-            # One scratch buffer per worker and dtype, so a float64 parameter is never
-            # computed in a float32 buffer (or the reverse) when the dtypes are mixed.
-            scratch = self._scratch.get((worker, p.dtype))
-            if scratch is None or scratch.size < longest:
-                scratch = self._scratch[(worker, p.dtype)] = np.empty(longest, dtype=p.dtype)
-            tmp = scratch[: p.size]
-            m *= b1                                   # m ← β₁ m + (1 − β₁) g
-            np.multiply(g, 1 - b1, out=tmp)
-            m += tmp
-            v *= b2                                   # v ← β₂ v + (1 − β₂) g²
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
-            v += tmp
-            np.sqrt(v, out=tmp)                       # θ ← θ − η m̂ / (√v̂ + ε)
-            tmp += eps_hat
-            np.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            p -= tmp
+        scratch = self._scratch.get(p.dtype)  # one per dtype: float64 is never computed in float32
+        if scratch is None or scratch.size < p.size:
+            scratch = self._scratch[p.dtype] = np.empty(p.size, dtype=p.dtype)
+        tmp = scratch[: p.size]
+        m *= b1                                   # m ← β₁ m + (1 − β₁) g
+        np.multiply(g, 1 - b1, out=tmp)
+        m += tmp
+        v *= b2                                   # v ← β₂ v + (1 − β₂) g²
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        np.sqrt(v, out=tmp)                       # θ ← θ − η m̂ / (√v̂ + ε)
+        tmp += eps_hat
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p -= tmp
 
     def state_dict(self):
         return {"name": "adam", "lr": self.lr, "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -200,24 +174,6 @@ class Adam:
     def __repr__(self):
         return (f"Adam(lr={self.lr:g}, beta_1={self.beta_1:g}, "
                 f"beta_2={self.beta_2:g}, eps={self.eps:g})")
-
-
-def _split_in_two(pieces, total):
-    """Split (p, g, m, v) flat views into two lists of about total/2 numbers each."""
-    halves, half, filled, target = [], [], 0, (total + 1) // 2
-    for arrays in pieces:
-        start = 0
-        size = arrays[0].size
-        while start < size:
-            take = min(size - start, target - filled) if len(halves) == 0 else size - start
-            half.append(tuple(a[start:start + take] for a in arrays))
-            start += take
-            filled += take
-            if len(halves) == 0 and filled >= target:
-                halves.append(half)
-                half = []
-    halves.append(half)
-    return [h for h in halves if h]
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}

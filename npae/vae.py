@@ -54,7 +54,7 @@ from .activations import sigmoid
 from .autoencoder import _check_fraction, _check_hidden
 from .layers import Dense, Sequential, check_dtype, check_size, rng_from
 from .losses import bce_with_logits, gaussian_nll, kl_normal
-from .model import INFERENCE_CHUNK, Model, check_rows
+from .model import Model, check_rows
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 LIKELIHOODS = ("bernoulli", "gaussian")

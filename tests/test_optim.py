@@ -2,8 +2,7 @@
 
 Two Adam steps and two SGD steps worked by hand, Adam against its update
 equations written out literally, both optimisers solving a convex quadratic,
-the threaded update bit-identical to the serial one, checkpoints that resume
-bit-identically, dtypes, and argument checking.
+checkpoints that resume bit-identically, dtypes, and argument checking.
 """
 
 import copy
@@ -14,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npae import optim
 from npae.optim import SGD, Adam, optimizer_from_state
 
 
@@ -122,7 +120,7 @@ def test_minimises_a_convex_quadratic(make, steps):
     np.testing.assert_allclose(theta, solution, rtol=0, atol=1e-8)
 
 
-# --- threads ------------------------------------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------
 
 def run(optimizer, params, gradient_seed, steps=3):
     rng = np.random.default_rng(gradient_seed)
@@ -141,52 +139,6 @@ def assert_bit_identical(a, b):
     for key in a:
         assert a[key].dtype == b[key].dtype
         assert a[key].tobytes() == b[key].tobytes(), key
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_threaded_adam_is_bit_identical_to_serial(monkeypatch, dtype):
-    # 300·401 + 7 + 150·101 = 135,457 numbers > 2¹⁷ = 131,072: the threaded path.
-    shapes = [(300, 401), (7,), (150, 101)]
-    assert sum(math.prod(s) for s in shapes) > optim._PARALLEL_MIN_SIZE
-    splits = []
-    split = optim._split_in_two
-    monkeypatch.setattr(optim, "_split_in_two", lambda *a: splits.append(1) or split(*a))
-    threaded, threaded_adam = random_params(shapes, 0, dtype), Adam(lr=0.01)
-    run(threaded_adam, threaded, gradient_seed=1)
-    assert len(splits) == 3                                 # every step went through threads
-
-    monkeypatch.setattr(optim, "_PARALLEL_MIN_SIZE", 10**9)
-    serial, serial_adam = random_params(shapes, 0, dtype), Adam(lr=0.01)
-    run(serial_adam, serial, gradient_seed=1)
-    assert len(splits) == 3                                 # ... and these did not
-    assert_bit_identical(threaded, serial)
-    assert_bit_identical(threaded_adam.m, serial_adam.m)
-    assert_bit_identical(threaded_adam.v, serial_adam.v)
-
-
-@given(shapes=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=5),
-       seed=st.integers(0, 2**32 - 1))
-def test_any_split_is_bit_identical_to_serial(shapes, seed):
-    # With the threshold at 1 every step splits, wherever the halfway point falls.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(optim, "_PARALLEL_MIN_SIZE", 1)
-        threaded = run(Adam(lr=0.1), random_params(shapes, seed), gradient_seed=seed)
-    serial = run(Adam(lr=0.1), random_params(shapes, seed), gradient_seed=seed)
-    assert_bit_identical(threaded, serial)
-
-
-@given(sizes=st.lists(st.integers(1, 20), min_size=1, max_size=6))
-def test_the_two_halves_cover_every_number_once(sizes):
-    arrays = [np.arange(size, dtype=np.float64) + 100 * i for i, size in enumerate(sizes)]
-    pieces = [(a, a, a, a) for a in arrays]
-    total = sum(sizes)
-    halves = optim._split_in_two(pieces, total)
-    flat = [p for half in halves for piece in half for p in [piece[0]]]
-    np.testing.assert_array_equal(np.concatenate(flat), np.concatenate(arrays))
-    assert sum(piece[0].size for piece in halves[0]) == (total + 1) // 2
-    for half in halves:
-        for piece in half:
-            assert all(np.shares_memory(piece[0], a) for a in piece[1:])
 
 
 # --- checkpoints ---------------------------------------------------------------------------
