@@ -332,7 +332,9 @@ def test_denoising_from_the_command_line_in_a_fresh_process(tmp_path):
 
 # --- the receptive-field example ------------------------------------------------------
 def test_receptive_fields_example_writes_its_pictures(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # One BLAS thread: its 64-unit products are too small to gain from two, and two
+    # threads spin against any other busy process (tens of times slower then).
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "receptive_fields.py"), "--quick",
                              "--out", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120, env=env)
