@@ -39,3 +39,12 @@ def test_source_document_examples_run_and_report_what_they_claim():
     assert "samples shape: (6, 64)" in out
     art = out.split("samples shape: (6, 64)\n", 1)[1].splitlines()
     assert len(art) == 8   # one text row per pixel row of the 8 × 8 samples
+
+
+def test_iwae_versus_elbo_example_reports_both_bounds():
+    out = run("iwae_vs_elbo.py", "--epochs", "2")
+    rows = re.findall(rf"^(elbo|iwae, k=5) +{NUMBER} +{NUMBER} +{NUMBER}$", out, re.M)
+    assert [name for name, *_ in rows] == ["elbo", "iwae, k=5"]
+    for _, seconds, elbo, log_px in rows:
+        assert float(seconds) > 0
+        assert float(log_px) >= float(elbo)      # the k = 1000 bound lies above the ELBO
