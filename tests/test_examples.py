@@ -46,5 +46,5 @@ def test_iwae_versus_elbo_example_reports_both_bounds():
     rows = re.findall(rf"^(elbo|iwae, k=5) +{NUMBER} +{NUMBER} +{NUMBER}$", out, re.M)
     assert [name for name, *_ in rows] == ["elbo", "iwae, k=5"]
     for _, seconds, elbo, log_px in rows:
-        assert float(seconds) > 0
+        assert float(seconds) >= 0
         assert float(log_px) >= float(elbo)      # the k = 1000 bound lies above the ELBO
