@@ -296,7 +296,8 @@ def write_pictures(model, data, out):
     if y_show is not None:
         codes = model.encode(X_show[:2000])
         points, how = _first_two(codes)
-        put("latent_map.png", images.scatter_plot(points, y_show[:2000],
+        names = datasets.FASHION_MNIST_CLASSES if data.name == "fashion-mnist" else None
+        put("latent_map.png", images.scatter_plot(points, y_show[:2000], label_names=names,
                                                   title=f"codes of held-out data ({how})"))
     curves = {"train": model.history["loss"]}
     if "val_loss" in model.history:

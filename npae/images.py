@@ -346,13 +346,14 @@ def _new_plot(width, height, xlim, ylim, entries, *, title, line, xlabel="", yla
     return canvas, to_pixels
 
 
-def scatter_plot(points, labels=None, *, size=480, title=None):
+def scatter_plot(points, labels=None, *, size=480, title=None, label_names=None):
     """A ``(size, size, 3)`` uint8 RGB picture of 2-D ``points`` ``(n, 2)``, e.g. codes z.
 
     Axes run from the 0.5th to the 99.5th percentile of each coordinate, so a few far
     outliers cannot squash the rest; points beyond are drawn on the edge. With integer
     ``labels`` ``(n,)`` each point is coloured ``PALETTE[label % 10]`` and a legend lists
-    the labels to the right of the axes; without labels all points share the first colour.
+    the labels (or ``label_names[label]``) to the right of the axes; without labels all
+    points share the first colour.
     """
     points = np.asarray(points)
     if not np.issubdtype(points.dtype, np.number):
@@ -370,7 +371,8 @@ def scatter_plot(points, labels=None, *, size=480, title=None):
     _check_int("size", size, 120)
     xlim, ylim = (_limits(np.percentile(points[:, axis], [0.5, 99.5])) for axis in (0, 1))
     classes = [] if labels is None else np.unique(labels).tolist()
-    entries = [(str(label), PALETTE[label % len(PALETTE)]) for label in classes]
+    names = (lambda label: str(label)) if label_names is None else (lambda label: str(label_names[label]))
+    entries = [(names(label), PALETTE[label % len(PALETTE)]) for label in classes]
     canvas, to_pixels = _new_plot(size, size, xlim, ylim, entries, title=title, line=False)
     px, py = to_pixels(np.clip(points[:, 0], *xlim), np.clip(points[:, 1], *ylim))
     colors = PALETTE[0] if labels is None else PALETTE[labels % len(PALETTE)]

@@ -449,3 +449,14 @@ def test_round_trip_of_a_plot_through_a_png_file(tmp_path):
 def test_bad_line_plot_arguments_are_refused_by_name(call, name):
     with pytest.raises((ValueError, TypeError), match=name):
         call()
+
+
+def test_scatter_legend_can_name_the_labels():
+    rng = np.random.default_rng(0)
+    points, labels = rng.normal(size=(50, 2)), rng.integers(0, 3, 50)
+    numbered = scatter_plot(points, labels)
+    named = scatter_plot(points, labels, label_names=["coat", "bag", "sandal"])
+    assert numbered.shape == named.shape
+    assert not np.array_equal(numbered, named)                       # the legend's text differs
+    with pytest.raises(IndexError):
+        scatter_plot(points, labels, label_names=["coat"])    # a label without a name
