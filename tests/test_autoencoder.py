@@ -4,7 +4,7 @@ whole-model gradients against finite differences, then what the math promises
 
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, H, assert_gradients_ok
+from conftest import H, assert_gradients_ok, well_conditioned
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -12,27 +12,12 @@ import npae
 from npae.activations import sigmoid
 
 PAIRS = [("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse")]
-FLOAT64_EPS = np.finfo(np.float64).eps
 
 
 # -- helpers -------------------------------------------------------------------
 def bce(p, x):
     """−Σ_j [x log p + (1 − x) log(1 − p)] per example, mean over the batch (from probabilities)."""
     return float(np.mean(-(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)))
-
-
-def well_conditioned(loss, grads):
-    """Can a central difference with step H resolve every gradient entry to GRAD_TOL?
-
-    Each loss evaluation is exact to a few ulps, so the difference quotient
-    carries a rounding error of about ε·|L|/h whatever the gradient.  An entry
-    much smaller than ε·|L|/(h·tol) — a cancellation in a sum over rows, a
-    product of small derivatives — is below that floor: its relative error
-    measures the rounding, not the gradient.  Such draws are set aside (a few
-    percent of them); every entry of the others is checked at GRAD_TOL.
-    """
-    floor = 2 * FLOAT64_EPS * max(abs(loss), 1.0) / (H * GRAD_TOL)
-    return min(np.abs(g).min() for g in grads.values()) >= floor
 
 
 @st.composite

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import GRAD_TOL, H, assert_gradients_ok
+from conftest import H, assert_gradients_ok, well_conditioned
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -13,7 +13,6 @@ import npae
 from npae.vae import _ROWS_PER_PASS
 
 LOG_2PI = math.log(2 * math.pi)
-FLOAT64_EPS = np.finfo(np.float64).eps
 LIKELIHOODS = ["bernoulli", "gaussian"]
 
 
@@ -53,13 +52,6 @@ def log_weights(model, X, eps, beta=1.0):
 def log_mean_exp(a, axis=0):
     top = a.max(axis=axis)
     return top + np.log(np.exp(a - top).mean(axis=axis))
-
-
-def well_conditioned(loss, grads):
-    """Every gradient entry above the central difference's rounding floor ε·|L|/(h·tol);
-    see the same helper in test_autoencoder.py."""
-    floor = 2 * FLOAT64_EPS * max(abs(loss), 1.0) / (H * GRAD_TOL)
-    return min(np.abs(g).min() for g in grads.values()) >= floor
 
 
 def small_vae(likelihood, *, hidden=(4,), latent=2, d=5, beta=1.0, seed=0, **options):

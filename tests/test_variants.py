@@ -29,7 +29,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conftest import GRAD_TOL, H, assert_gradients_ok
+from conftest import H, assert_gradients_ok, well_conditioned
 import npae
 from npae import VAE, Autoencoder, gradcheck
 from npae.activations import ACTIVATIONS, KINKED, get_activation
@@ -38,7 +38,6 @@ from npae.losses import bce_with_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOOTH = sorted(name for name in ACTIVATIONS if name not in KINKED)
-FLOAT64_EPS = np.finfo(np.float64).eps
 
 # (rows n, features d, code size, seed): small enough to check every entry
 sizes = st.tuples(st.integers(2, 5), st.integers(2, 6), st.integers(1, 4), st.integers(0, 2**16))
@@ -47,21 +46,6 @@ sizes = st.tuples(st.integers(2, 5), st.integers(2, 6), st.integers(1, 4), st.in
 def data(seed, n, d):
     """Rows in [0.05, 0.95]: valid Bernoulli targets, away from where the BCE is steepest."""
     return np.random.default_rng(seed).uniform(0.05, 0.95, size=(n, d))
-
-
-def well_conditioned(loss, grads):
-    """Is every gradient entry above the central difference's rounding floor ε·|L|/(h·tol)?
-
-    Each loss evaluation is exact to a few ulps, so the difference quotient
-    carries a rounding error of about ε·|L|/h whatever the gradient: an entry
-    far below ε·|L|/(h·tol) (a chance cancellation in a sum over rows) would
-    have its relative error measure the rounding, not the gradient.  Such draws,
-    a few percent, are set aside, as in test_autoencoder.py.  Exact zeros are not
-    below the floor: they are weights the loss does not see at all (an input
-    the mask zeroed in every row), whose finite difference is exactly 0 too.
-    """
-    floor = 2 * FLOAT64_EPS * max(abs(loss), 1.0) / (H * GRAD_TOL)
-    return all(np.all((np.abs(g) >= floor) | (g == 0)) for g in grads.values())
 
 
 def check_model(model, X, eps=None):
