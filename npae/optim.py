@@ -10,8 +10,8 @@ checkpoint can resume training exactly.
 Adam's update is a dozen element-wise passes over each parameter, written
 with ``out=`` into one reusable scratch buffer so a step allocates nothing.
 (Splitting it over two threads halves it in isolation, but measured inside a
-training step it is slower: OpenBLAS's threads keep spinning on both cores
-after each matrix product — see benchmarks/README.md.)
+training step it was slower: OpenBLAS's threads keep spinning on both cores
+after each matrix product.)
 """
 
 import math
