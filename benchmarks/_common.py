@@ -600,3 +600,25 @@ def adaptive_steps(run, batch: int, budget: float, max_wait: float = 0.0) -> dic
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def memory_task(timed, args, hidden: int) -> dict:
+    """The ``--task memory`` body of every implementation: resident memory after the
+    imports, after loading the data, and after one timed epoch of ``timed``."""
+    before = memory_now()
+    X = child_load(args.train)
+    after_data = memory_now()
+    out = timed(args, X, args.model, args.batch, hidden, args.steps, 1, 0)
+    out.update(memory_after_import=before, memory_after_data=after_data,
+               memory_after_epoch=memory_now())
+    return out
+
+
+def sweep_points(time_point, sweep: str, budget: float, max_wait: float) -> list:
+    """The ``--task sweep`` body: for each (model, batch, hidden) of the JSON ``sweep``,
+    ``adaptive_steps`` over ``time_point(model, batch, hidden, steps, warmup)``."""
+    return [dict(model=model, hidden=hid, **adaptive_steps(
+                lambda steps, warm, m=model, b=batch, h=hid: time_point(m, b, h, steps, warm),
+                batch, budget, max_wait))
+            for model, batch, hid in json.loads(sweep)]
+

@@ -123,12 +123,7 @@ def main():
     args = C.child_parser(__doc__.splitlines()[0]).parse_args()
     hidden = C.default_hidden(args.model, args.hidden)
     if args.task == "memory":
-        before = C.memory_now()
-        X = C.child_load(args.train)
-        after_data = C.memory_now()
-        out = timed(args, X, args.model, args.batch, hidden, args.steps, 1, 0)
-        out.update(memory_after_import=before, memory_after_data=after_data,
-                   memory_after_epoch=C.memory_now())
+        out = C.memory_task(timed, args, hidden)
     elif args.task == "speed":
         X = C.child_load(args.train)
         out = timed(args, X, args.model, args.batch, hidden, args.steps, args.epochs,

@@ -97,14 +97,8 @@ def main():
     hidden = C.default_hidden(args.model, args.hidden)
     n_rows = len(np.load(args.train, mmap_mode="r")) if args.train else 60000
     if args.task == "sweep":
-        import json
-        points = []
-        for model, batch, hid in json.loads(args.sweep):
-            points.append(dict(model=model, hidden=hid, **C.adaptive_steps(
-                lambda steps, warm, m=model, b=batch, h=hid:
-                    timed(m, b, h, steps, 1, warm, n_rows), batch, args.budget,
-                args.max_wait)))
-        out = {"points": points}
+        out = {"points": C.sweep_points(lambda m, b, h, steps, warm: timed(m, b, h, steps, 1, warm, n_rows),
+                                        args.sweep, args.budget, args.max_wait)}
     else:
         out = timed(args.model, args.batch, hidden, args.steps, args.epochs, args.warmup, n_rows)
         out["steps_per_epoch"] = math.ceil(n_rows / args.batch)

@@ -204,12 +204,7 @@ def main():
     torch.set_num_threads(C.THREADS)
     hidden = C.default_hidden(args.model, args.hidden)
     if args.task == "memory":
-        before = C.memory_now()
-        X = C.child_load(args.train)
-        after_data = C.memory_now()
-        out = timed(args, X, args.model, args.batch, hidden, args.steps, 1, 0)
-        out.update(memory_after_import=before, memory_after_data=after_data,
-                   memory_after_epoch=C.memory_now())
+        out = C.memory_task(timed, args, hidden)
     elif args.task == "quality":
         X = C.child_load(args.train)
         X_test = C.child_load(args.test, 10000)
@@ -221,15 +216,9 @@ def main():
                "adam": adam_kind, "epochs": args.epochs, "seed": args.seed}
         out.update(test_scores(net, args.model, X_test, args.seed, args.iw_k, args.iw_n))
     elif args.task == "sweep":
-        import json
         X = C.child_load(args.train)
-        points = []
-        for model, batch, hid in json.loads(args.sweep):
-            points.append(dict(model=model, hidden=hid, **C.adaptive_steps(
-                lambda steps, warm, m=model, b=batch, h=hid:
-                    timed(args, X, m, b, h, steps, 1, warm), batch, args.budget,
-                args.max_wait)))
-        out = {"points": points}
+        out = {"points": C.sweep_points(lambda m, b, h, steps, warm: timed(args, X, m, b, h, steps, 1, warm),
+                                        args.sweep, args.budget, args.max_wait)}
     else:
         X = C.child_load(args.train)
         out = timed(args, X, args.model, args.batch, hidden, args.steps, args.epochs,
