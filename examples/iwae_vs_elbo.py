@@ -33,9 +33,10 @@ def main():
           f"VAE 64 → 128 → {args.latent} → 128 → 64, {args.epochs} epochs, Adam(1e-3), batch 64")
     print(f"{'objective':<12} {'train s':>8} {'ELBO':>9} {'log p(x), k=1000':>17}")
     for objective, k in (("elbo", 1), ("iwae", args.k)):
-        model = npae.VAE(64, hidden=(128,), latent=args.latent, objective=objective, k=k, seed=0)
+        model = npae.VAE(64, hidden=(128,), latent=args.latent, objective=objective, k=k,
+                         epochs=args.epochs, batch_size=64, lr=1e-3, seed=0)
         start = time.perf_counter()
-        model.fit(X, epochs=args.epochs, batch_size=64, seed=0, verbose=0)
+        model.fit(X)
         seconds = time.perf_counter() - start
         elbo = model.elbo(X_test, n_samples=10, seed=1).mean()
         log_px = model.log_likelihood(X_test, k=1000, seed=1).mean()

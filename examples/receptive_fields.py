@@ -28,10 +28,13 @@ The recipe (the classic one of the sparse-autoencoder exercise):
 
 Both models are ``d → 64 sigmoid → d sigmoid`` with tied weights (the decoder
 uses W₁ᵀ, so the encoder cannot shrink its weights while the decoder grows
-them to keep the code small for free), squared-error loss, and a small weight
-decay added to Adam's gradient (it pulls directions of the weights the data
-never excites back to zero instead of leaving their random initial values).
-The sparse one adds the KL penalty with ρ = 0.02, λ = 3.
+them to keep the code small for free), squared-error loss, and a small L2
+penalty on the weights, npae's ``alpha``: ``(α/2) ‖W₁‖²_F`` joins the loss, so
+``α W₁`` joins the gradient Adam follows (it pulls directions of the weights
+the data never excites back to zero instead of leaving their random initial
+values).  The sparse one adds the KL penalty with ρ = 0.02, λ = 3.  The
+training loss printed includes the penalties; the reconstruction error beside
+it (``-model.score(P)``) does not.
 
 Run:  python examples/receptive_fields.py [--quick] [--out examples/out/]
 """
@@ -45,7 +48,7 @@ import time
 import numpy as np
 
 import npae
-from npae import images
+from npae import font, images
 
 PARAGRAPH = """\
 What the pictures show.  The sparse autoencoder's fields ({sparse_png}) are
@@ -64,34 +67,31 @@ Measured: the share of a field's squared weight inside its best {window}x{window
 window averages {loc_sparse:.2f} for the sparse code and {loc_plain:.2f} for the
 plain one ({uniform:.2f} if spread evenly); mean activation {act_sparse:.3f} vs {act_plain:.3f}."""
 
+NOT_FORMED = """\
+What the pictures show.  After {epochs} epochs on {patches} patches the sparse code's
+fields ({sparse_png}) have not formed yet: they are still dense, noise-like patterns
+covering the whole tile, no more localised than the plain code's ({plain_png}) - the
+share of a field's squared weight inside its best {window}x{window} window averages {loc_sparse:.2f} for
+the sparse code and {loc_plain:.2f} for the plain one ({uniform:.2f} if spread evenly) - though
+the sparsity penalty already holds its mean activation at {act_sparse:.3f} (vs {act_plain:.3f}).
+The localised fields take the full run (no --quick; about half a minute)."""
+
 WHOLE_IMAGES = """  On the whole 8x8 digits used here the sparse fields are pen strokes, loops
 and whole-digit templates (a 0, a 3) rather than short edges: a digit this small
 has no room for several edges side by side, so what recurs is strokes and shapes."""
 
 
-class AdamWithWeightDecay(npae.Adam):
-    """Adam on the loss plus ``(wd/2) Σ ‖W‖²_F`` over the weight matrices (``wd · W`` joins their gradient)."""
-
-    def __init__(self, lr, weight_decay):
-        super().__init__(lr)
-        self.weight_decay = weight_decay
-
-    def step(self, params, grads):
-        grads = {name: g + self.weight_decay * params[name] if name.endswith(".W") else g
-                 for name, g in grads.items()}
-        super().step(params, grads)
-
-
 def load_images(use_digits):
     """Grey images (N, h, w) in [0, 1], the data set's name, the patch size and the whitening ε."""
+    why = "--digits"
     if not use_digits:
         try:
             (X, _), _ = npae.datasets.load_fashion_mnist()
             return X.reshape(-1, 28, 28), "Fashion-MNIST training images", 8, 0.1
         except FileNotFoundError:
-            pass
+            why = "Fashion-MNIST not found"
     X, _ = npae.datasets.load_digits()
-    return X.reshape(-1, 8, 8), "the bundled 8x8 digits, whole (Fashion-MNIST not found)", 8, 1.0
+    return X.reshape(-1, 8, 8), f"the bundled 8x8 digits, whole ({why})", 8, 1.0
 
 
 def cut_patches(pictures, size, count, rng, min_std=0.05):
@@ -122,9 +122,9 @@ def preprocess(P, whitening=0.1):
 def train(P, *, sparse, args):
     options = dict(sparsity="kl", sparsity_target=args.rho, sparsity_weight=args.lam) if sparse else {}
     model = npae.Autoencoder(P.shape[1], (args.units,), activation="sigmoid", output="sigmoid", loss="mse",
-                             tied=True, seed=args.seed, **options)
-    optimizer = AdamWithWeightDecay(3e-3, args.weight_decay)
-    return model.fit(P, epochs=args.epochs, batch_size=128, optimizer=optimizer, seed=args.seed, verbose=0)
+                             tied=True, alpha=args.alpha, epochs=args.epochs, batch_size=128, lr=3e-3,
+                             seed=args.seed, **options)
+    return model.fit(P)
 
 
 def localisation(W, size, window):
@@ -143,7 +143,7 @@ def side_by_side(left, right, titles, gap=16, header=14):
     canvas[header:header + left.shape[0], :left.shape[1]] = left
     canvas[header:header + right.shape[0], left.shape[1] + gap:] = right
     for x, title in zip((2, left.shape[1] + gap + 2), titles):
-        images.draw_text(canvas, x, 2, title, 0.0)
+        font.draw_text(canvas, x, 2, title, 0.0)
     return canvas
 
 
@@ -152,7 +152,7 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join("examples", "out"),
                         help="output folder (default examples/out/)")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer patches and epochs: a rough picture in seconds")
+                        help="fewer patches and epochs: a run in seconds, too short for the fields to form")
     parser.add_argument("--digits", action="store_true",
                         help="use the bundled digits even if Fashion-MNIST is installed")
     parser.add_argument("--patches", type=int, default=None,
@@ -163,7 +163,8 @@ def main(argv=None):
     parser.add_argument("--rho", type=float, default=0.02, help="target mean activation ρ (default 0.02)")
     parser.add_argument("--lam", type=float, default=3.0,
                         help="weight λ of the KL sparsity penalty (default 3)")
-    parser.add_argument("--weight-decay", type=float, default=3e-4, help="L2 weight decay (default 3e-4)")
+    parser.add_argument("--alpha", "--weight-decay", type=float, default=3e-4,
+                        help="L2 penalty (alpha/2) ||W||^2 on the weights (default 3e-4)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.patches = args.patches or (4000 if args.quick else 20000)
@@ -176,13 +177,15 @@ def main(argv=None):
     print(f"data: {len(P)} {size}x{size} patches from {source}; mean-removed, "
           f"contrast-normalised, ZCA-whitened (epsilon {whitening:g}), mapped into [0.1, 0.9]")
     print(f"models: {P.shape[1]} -> {args.units} sigmoid -> {P.shape[1]} sigmoid, tied weights, "
-          f"squared error, Adam 3e-3 with weight decay {args.weight_decay:g}, "
+          f"squared error plus the L2 penalty alpha = {args.alpha:g}, Adam 3e-3, "
           f"{args.epochs} epochs of batches of 128")
     sparse = train(P, sparse=True, args=args)
-    print(f"sparse (KL, rho = {args.rho:g}, lambda = {args.lam:g}): loss {sparse.history['loss'][-1]:.4f}  "
+    print(f"sparse (KL, rho = {args.rho:g}, lambda = {args.lam:g}): loss {sparse.history['loss'][-1]:.4f} "
+          f"with KL and L2, reconstruction {-sparse.score(P):.4f}  "
           f"({time.perf_counter() - start:.0f}s so far)")
     plain = train(P, sparse=False, args=args)
-    print(f"plain:  loss {plain.history['loss'][-1]:.4f}  ({time.perf_counter() - start:.0f}s so far)")
+    print(f"plain: loss {plain.history['loss'][-1]:.4f} with L2, reconstruction {-plain.score(P):.4f}  "
+          f"({time.perf_counter() - start:.0f}s so far)")
 
     os.makedirs(args.out, exist_ok=True)
     grids, paths = {}, {}
@@ -196,13 +199,16 @@ def main(argv=None):
     print(f"wrote {paths['sparse']}, {paths['plain']}, {both}  ({time.perf_counter() - start:.0f}s in all)\n")
 
     window = size // 2
-    paragraph = PARAGRAPH.format(
+    measured = dict(
         sparse_png=os.path.basename(paths["sparse"]), plain_png=os.path.basename(paths["plain"]),
-        rho=args.rho, window=window, uniform=window**2 / size**2,
+        rho=args.rho, window=window, uniform=window**2 / size**2, epochs=args.epochs, patches=len(P),
         loc_sparse=localisation(sparse.params["encoder.0.W"], size, window),
         loc_plain=localisation(plain.params["encoder.0.W"], size, window),
         act_sparse=float(sparse.encode(P[:2000]).mean()), act_plain=float(plain.encode(P[:2000]).mean()))
-    if pictures.shape[1] == size:  # whole images, not patches
+    # the description of localised fields holds only when the measure shows them
+    formed = measured["loc_sparse"] >= measured["loc_plain"] + 0.1
+    paragraph = (PARAGRAPH if formed else NOT_FORMED).format(**measured)
+    if formed and pictures.shape[1] == size:  # whole images, not patches
         paragraph += WHOLE_IMAGES
     print(textwrap.fill(" ".join(paragraph.split()), width=88))
     return 0

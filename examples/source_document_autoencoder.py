@@ -13,8 +13,10 @@ The original::
 
 (its first ``output_layer = Dense(784, ...)(input_layer)`` line is overwritten
 before use, so it is left out).  ``npae.Autoencoder(784, hidden=(64,))`` is
-this model: 784 → 64 relu → 784 sigmoid, binary cross-entropy, and
-``npae.Adam()`` is Keras' default Adam (learning rate 0.001).
+this model: 784 → 64 relu → 784 sigmoid, binary cross-entropy.  Keras gives
+the training settings to ``compile`` and ``fit``; npae takes them in the
+constructor, as scikit-learn does: ``epochs=50, batch_size=1, lr=0.001``, and
+``fit`` then trains with Adam at that learning rate — Keras' default Adam.
 
 npae sums the cross-entropy over the 784 pixels of an example (and averages
 over examples); Keras averages over the pixels too, so its number is npae's
@@ -37,9 +39,9 @@ import npae
 def main(epochs=50):
     x_train = np.random.default_rng(0).random((100, 784))
     autoencoder = npae.Autoencoder(784, hidden=(64,), activation="relu", output="sigmoid",
-                                   loss="bce", seed=0)
-    print(autoencoder)
-    autoencoder.fit(x_train, epochs=epochs, batch_size=1, optimizer=npae.Adam(0.001), verbose=0)
+                                   loss="bce", epochs=epochs, batch_size=1, lr=0.001)
+    print(autoencoder.built())   # built from n_features=784, so its layers can be shown
+    autoencoder.fit(x_train)
 
     losses = autoencoder.history["loss"]
     shown = sorted({1, *range(10, epochs + 1, 10), epochs})

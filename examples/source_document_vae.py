@@ -45,10 +45,10 @@ def as_text(images, side=8):
 def main(epochs=30):
     data = npae.datasets.load("digits")
     X_train, X_test = data.X_train, data.X_test
-    vae = npae.VAE(64, hidden=(128,), latent=8, seed=0)
-    print(vae)
-    vae.fit(X_train, epochs=epochs, batch_size=32, optimizer=npae.Adam(0.001, beta_1=0.5),
-            validation_data=X_test, verbose=0, seed=0)
+    vae = npae.VAE(64, hidden=(128,), latent=8, epochs=epochs, batch_size=32)
+    print(vae.built())   # built from n_features=64, so its layers can be shown
+    # the document's optimiser: Adam with β₁ = 0.5 instead of the default Adam(lr)
+    vae.fit(X_train, optimizer=npae.Adam(0.001, beta_1=0.5), validation_data=X_test)
     for epoch in sorted({1, *range(10, epochs + 1, 10), epochs}):
         print(f"epoch {epoch:>3}: -ELBO {vae.history['loss'][epoch - 1]:7.3f} (train)  "
               f"{vae.history['val_loss'][epoch - 1]:7.3f} (held out)")

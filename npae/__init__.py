@@ -5,7 +5,7 @@ every gradient checked against central finite differences.
 
 >>> import npae
 >>> X, y = npae.datasets.load_digits()
->>> vae = npae.VAE(64, hidden=(128,), latent=2, seed=0).fit(X, epochs=5, verbose=0)
+>>> vae = npae.VAE(hidden=(128,), latent=2, epochs=5).fit(X)
 >>> vae.encode(X[:3]).shape
 (3, 2)
 """
@@ -18,6 +18,6 @@ from .layers import Dense, Sequential
 from .optim import SGD, Adam
 from .vae import VAE
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Autoencoder", "VAE", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
            "gradcheck_layer", "save", "load", "activations", "losses", "datasets"]

@@ -36,27 +36,34 @@ Members of the family, all options of the one class and all adding to ``L``:
 
 * **tied** weights: each decoder weight is the transpose of its encoder
   twin (one parameter; its gradient is the sum of both uses).
+
+``score`` is minus the mean reconstruction loss of the clean input (no
+corruption, no penalties): higher is better, as scikit-learn expects.
 """
 
 import numpy as np
 
-from .activations import get_activation
-from .layers import Dense, Sequential, check_dtype, check_size, rng_from
-from .losses import bce_with_logits, mse
-from .model import Model
+from . import checks
+from .activations import get_activation, sigmoid
+from .estimator import Estimator
+from .layers import Dense, Sequential, stack_shapes
+from .losses import bce_with_logits, mse, unit_interval_targets
 
-OUTPUT_LOSS_PAIRS = {("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse")}
+OUTPUT_LOSS_PAIRS = (("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"))
 NOISES = (None, "mask", "gaussian")
 SPARSITIES = (None, "l1", "kl")
+KL_CLAMP = 1e-6  # ρ̂ is kept in [1e-6, 1 − 1e-6] so a saturated unit cannot give log(0)
 
 
-class Autoencoder(Model):
+class Autoencoder(Estimator):
     """An autoencoder ``X → H → X̂`` trained to reconstruct its input.
 
     Parameters
     ----------
-    n_features : int
-        Width d of the data.
+    n_features : int or None
+        Width d of the data; None takes it from the data at ``fit``.  Given, the
+        network can be built before any data is seen (for a training loop of
+        your own).
     hidden : tuple of int
         Encoder sizes; the last is the code.  The decoder mirrors them back to d.
     activation : str
@@ -70,190 +77,206 @@ class Autoencoder(Model):
     sparsity, sparsity_weight, sparsity_target : ``"l1"`` / ``"kl"`` penalty on the code, λ, ρ.
     contractive_weight : float
         λ of the contractive penalty (one-layer encoder only); 0 disables it.
+    alpha : float
+        L2 penalty ``(alpha / 2) Σ ‖W‖²`` on the weight matrices (scikit-learn MLP's name).
+    epochs, batch_size, lr, shuffle, verbose :
+        Training by ``fit``: passes over the data, rows per step, Adam's learning
+        rate, reshuffling each epoch, 0 (silent) or 1 (a line per epoch).
+    warm_start : bool
+        ``fit`` continues from the current weights instead of starting over.
+    early_stopping, validation_fraction, n_iter_no_change :
+        Hold out that fraction of the rows, stop when their loss has not improved
+        for that many epochs, and keep the best epoch's parameters.
     seed : int, numpy.random.Generator or None
-        Initial weights, then the noise and shuffles of training.
-    dtype : ``"float32"`` (default) or ``"float64"`` (for gradient checks).
+        Initial weights, then the shuffles and the noise of training.
+    dtype : ``"float32"`` (default), ``"float64"`` (for gradient checks) or None (the data's).
+
+    Attributes
+    ----------
+    n_features_in_, feature_names_in_ (DataFrames only), history_ (per-epoch ``"loss"``
+    and ``"val_loss"``), n_iter_, interrupted_, encoder_, decoder_ (:class:`~npae.Sequential`),
+    best_epoch_ and best_val_loss_ (early stopping).
 
     ``loss_and_grads(X, eps=...)``: ``eps`` (n, d) fixes the denoising noise —
     uniform draws U for ``"mask"``, standard normal E for ``"gaussian"``.
     """
 
-    def __init__(self, n_features, hidden=(64,), *, activation="relu", output="sigmoid", loss="bce",
-                 tied=False, noise=None, noise_level=0.0, sparsity=None, sparsity_weight=0.0,
-                 sparsity_target=0.05, contractive_weight=0.0, seed=None, dtype="float32"):
-        self.n_features = check_size("n_features", n_features)
-        self.hidden = _check_hidden(hidden, allow_empty=False)
-        get_activation(activation)
-        get_activation(output)
-        if (output, loss) not in OUTPUT_LOSS_PAIRS:
-            raise ValueError(f"output={output!r} with loss={loss!r} is not supported; use one of "
-                             f"{sorted(OUTPUT_LOSS_PAIRS)} (bce is computed from the logits of a sigmoid)")
-        if noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
-        if sparsity not in SPARSITIES:
-            raise ValueError(f"sparsity must be one of {SPARSITIES}, got {sparsity!r}")
-        _check_fraction("noise_level", noise_level, upper=1.0 if noise == "mask" else np.inf,
-                        closed_upper=False)
-        _check_fraction("sparsity_weight", sparsity_weight, upper=np.inf)
-        _check_fraction("sparsity_target", sparsity_target, upper=1.0, closed_upper=False,
-                        open_lower=True)
-        _check_fraction("contractive_weight", contractive_weight, upper=np.inf)
-        if sparsity == "kl" and activation != "sigmoid":
-            raise ValueError("sparsity='kl' needs codes in (0, 1): use activation='sigmoid'")
-        if contractive_weight and len(self.hidden) != 1:
-            raise ValueError("contractive_weight needs a one-layer encoder: hidden=(k,)")
-        self.activation, self.output, self.loss = activation, output, loss
-        self.tied, self.noise, self.noise_level = bool(tied), noise, float(noise_level)
-        self.sparsity, self.sparsity_weight = sparsity, float(sparsity_weight)
-        self.sparsity_target, self.contractive_weight = float(sparsity_target), float(contractive_weight)
-        self.seed, self.dtype = seed, check_dtype(dtype)
-        self.needs_unit_interval = loss == "bce"
-        self.rng = rng_from(seed)
+    def __init__(self, n_features=None, hidden=(64,), *, activation="relu", output="sigmoid",
+                 loss="bce", tied=False, noise=None, noise_level=0.0, sparsity=None,
+                 sparsity_weight=0.0, sparsity_target=0.05, contractive_weight=0.0, alpha=0.0,
+                 epochs=10, batch_size=128, lr=1e-3, shuffle=True, verbose=0, warm_start=False,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, seed=0,
+                 dtype="float32"):
+        self.n_features, self.hidden = n_features, hidden
+        self.activation, self.output, self.loss, self.tied = activation, output, loss, tied
+        self.noise, self.noise_level = noise, noise_level
+        self.sparsity, self.sparsity_weight = sparsity, sparsity_weight
+        self.sparsity_target, self.contractive_weight = sparsity_target, contractive_weight
+        self.alpha, self.epochs, self.batch_size, self.lr = alpha, epochs, batch_size, lr
+        self.shuffle, self.verbose, self.warm_start = shuffle, verbose, warm_start
+        self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
+        self.n_iter_no_change, self.seed, self.dtype = n_iter_no_change, seed, dtype
 
-        sizes = (self.n_features,) + self.hidden
-        self.encoder = Sequential(Dense(a, b, activation, seed=self.rng, dtype=self.dtype)
-                                  for a, b in zip(sizes[:-1], sizes[1:]))
-        last = "identity" if loss == "bce" else output  # bce takes the logits
+    # -- settings and the network --------------------------------------------
+    def check_settings(self):
+        """The network's hyper-parameters, checked: a dict of their values."""
+        s = {"hidden": checks.sizes("hidden", self.hidden),
+             "activation": get_activation(self.activation).name,
+             "output": get_activation(self.output).name,
+             "loss": checks.one_of("loss", self.loss, ("bce", "mse")),
+             "tied": checks.boolean("tied", self.tied),
+             "noise": checks.one_of("noise", self.noise, NOISES),
+             "sparsity": checks.one_of("sparsity", self.sparsity, SPARSITIES),
+             "sparsity_weight": checks.number("sparsity_weight", self.sparsity_weight, low=0),
+             "sparsity_target": checks.number("sparsity_target", self.sparsity_target, low=0,
+                                              high=1, low_open=True, high_open=True),
+             "contractive_weight": checks.number("contractive_weight", self.contractive_weight,
+                                                 low=0)}
+        s["noise_level"] = checks.number("noise_level", self.noise_level, low=0,
+                                         high=1 if s["noise"] == "mask" else np.inf, high_open=True)
+        if (s["output"], s["loss"]) not in OUTPUT_LOSS_PAIRS:
+            raise ValueError(f"output={self.output!r} with loss={self.loss!r} is not supported; use "
+                             f"one of {OUTPUT_LOSS_PAIRS} (bce is computed from the logits of a sigmoid)")
+        if s["sparsity"] == "kl" and s["activation"] != "sigmoid":
+            raise ValueError("sparsity='kl' needs codes in (0, 1): use activation='sigmoid'")
+        if s["contractive_weight"] and len(s["hidden"]) != 1:
+            raise ValueError("contractive_weight needs a one-layer encoder: hidden=(k,)")
+        checks.number("alpha", self.alpha, low=0)
+        return s
+
+    network_settings = ("hidden", "activation", "output", "loss", "tied")
+
+    @property
+    def needs_unit_interval(self):
+        return self.loss == "bce"
+
+    unit_interval_alternative = "loss='mse'"
+
+    def parameter_shapes(self, n_features):
+        """name → shape of every parameter for data of width ``n_features`` (nothing built)."""
+        s = self.check_settings()
+        sizes = (n_features,) + s["hidden"]
+        return {**stack_shapes("encoder", sizes),
+                **stack_shapes("decoder", sizes[::-1], weights=not s["tied"])}
+
+    def make_network(self, n_features, rng):
+        """The encoder and decoder stacks for ``n_features`` inputs, weights drawn from ``rng``."""
+        s = self.settings_ = self.check_settings()
+        sizes = (n_features,) + s["hidden"]
+        dtype = self.dtype_
+        self.encoder_ = Sequential(Dense(a, b, s["activation"], seed=rng, dtype=dtype)
+                                   for a, b in zip(sizes[:-1], sizes[1:]))
+        last = "identity" if s["loss"] == "bce" else s["output"]  # bce takes the logits
         back = sizes[::-1]
-        self.decoder = Sequential(
-            Dense(a, b, last if i == len(back) - 2 else activation, seed=self.rng, dtype=self.dtype)
+        self.decoder_ = Sequential(
+            Dense(a, b, last if i == len(back) - 2 else s["activation"], seed=rng, dtype=dtype)
             for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
-        if self.tied:
-            for dec, enc in zip(self.decoder.layers, reversed(self.encoder.layers)):
+        if s["tied"]:
+            for dec, enc in zip(self.decoder_.layers, reversed(self.encoder_.layers)):
                 dec.params["W"] = enc.params["W"].T
-        self.history = {}
 
     @property
     def code_size(self):
-        return self.hidden[-1]
+        return checks.sizes("hidden", self.hidden)[-1]
 
-    @property
-    def params(self):
-        """Live parameters: ``encoder.<i>.W/b``, ``decoder.<i>.W/b`` (no decoder W when tied)."""
-        params = {f"encoder.{k}": v for k, v in self.encoder.params.items()}
-        for k, v in self.decoder.params.items():
-            if not (self.tied and k.endswith(".W")):
+    def network_params(self):
+        """``encoder.<i>.W/b``, ``decoder.<i>.W/b`` (no decoder W when tied)."""
+        params = {f"encoder.{k}": v for k, v in self.encoder_.params.items()}
+        for k, v in self.decoder_.params.items():
+            if not (self.settings_["tied"] and k.endswith(".W")):
                 params[f"decoder.{k}"] = v
         return params
 
-    def _check_eps(self, eps, n):
-        if self.noise is None:
-            if eps is not None:
-                raise ValueError("eps fixes the denoising noise, but this model has noise=None")
+    def describe(self):
+        s = self.settings_
+        sizes = (self.n_features_in_,) + s["hidden"] + s["hidden"][-2::-1] + (self.n_features_in_,)
+        return " → ".join(map(str, sizes)) + f", {s['activation']}, {s['output']} output, {s['loss']}"
+
+    # -- noise, loss and gradients --------------------------------------------
+    def draw_noise(self, n, rng):
+        """The denoising noise of n rows from ``rng``: uniform U (mask) or normal E; None without."""
+        noise = self.built().settings_["noise"]
+        if noise is None:
             return None
-        if eps is None:
-            draw = self.rng.random if self.noise == "mask" else self.rng.standard_normal
-            return draw((n, self.n_features), dtype=self.dtype)
-        eps = np.asarray(eps, dtype=self.dtype)
-        if eps.shape != (n, self.n_features):
-            raise ValueError(f"eps must have shape {(n, self.n_features)}, got {eps.shape}")
-        return eps
+        draw = rng.random if noise == "mask" else rng.standard_normal
+        return draw((n, self.n_features_in_), dtype=self.dtype_)
 
     def corrupt(self, X, eps):
         """The denoising corruption X̃ of the clean batch X, given the noise draws eps."""
-        if self.noise == "mask":
-            return X * (eps >= self.noise_level)
-        if self.noise == "gaussian":
-            return X + self.noise_level * eps
+        noise, level = self.built().settings_["noise"], self.settings_["noise_level"]
+        if noise == "mask":
+            return X * (eps >= level)
+        if noise == "gaussian":
+            return X + level * eps
         return X
 
-    def _loss_and_grads(self, X, eps=None):
+    def network_loss_and_grads(self, X, eps):
         """Forward and backward through the whole autoencoder on a checked batch."""
-        if eps is None and self.noise is not None:
-            eps = self._check_eps(None, X.shape[0])
-        n = X.shape[0]
-        X_in = self.corrupt(X, eps)
-        H = self.encoder.forward(X_in)
-        out = self.decoder.forward(H)
-        if self.loss == "bce":
-            loss, dout = bce_with_logits(out, X)
-        else:
-            loss, dout = mse(out, X)
-
-        dH = self.decoder.backward(dout)
-        if self.sparsity == "l1":
-            loss += self.sparsity_weight * float(np.abs(H).sum()) / n
-            dH += (self.sparsity_weight / n) * np.sign(H)
-        elif self.sparsity == "kl":
-            # ρ̂ is clamped to [1e-6, 1 − 1e-6] so a saturated unit cannot give log(0);
-            # where the clamp bites, the penalty is flat and passes no gradient
-            rho, mean_h = self.sparsity_target, H.mean(axis=0)
-            rho_hat = np.clip(mean_h, 1e-6, 1 - 1e-6)
-            loss += self.sparsity_weight * float(np.sum(
+        s, n = self.settings_, X.shape[0]
+        H = self.encoder_.forward(self.corrupt(X, eps))
+        out = self.decoder_.forward(H)
+        loss, dout = (bce_with_logits if s["loss"] == "bce" else mse)(out, X)
+        dH = self.decoder_.backward(dout)
+        weight = s["sparsity_weight"]
+        if s["sparsity"] == "l1":
+            loss += weight * float(np.abs(H).sum()) / n
+            dH += (weight / n) * np.sign(H)
+        elif s["sparsity"] == "kl":
+            # where the clamp of ρ̂ bites, the penalty is flat and passes no gradient
+            rho, mean_h = s["sparsity_target"], H.mean(axis=0)
+            rho_hat = np.clip(mean_h, KL_CLAMP, 1 - KL_CLAMP)
+            loss += weight * float(np.sum(
                 rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))))
-            inside = (mean_h >= 1e-6) & (mean_h <= 1 - 1e-6)
-            dH += (self.sparsity_weight / n) * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) * inside
-
-        if self.contractive_weight:
+            inside = (mean_h >= KL_CLAMP) & (mean_h <= 1 - KL_CLAMP)
+            dH += (weight / n) * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) * inside
+        if s["contractive_weight"]:
             loss += self._contractive_backward(dH, n)
         else:
-            self.encoder.backward(dH, need_dX=False)
+            self.encoder_.backward(dH, need_dX=False)
         return loss, self._collect_grads()
 
     def _contractive_backward(self, dH, n):
         """Backward through the one-layer encoder with the contractive penalty; returns it."""
-        layer, lam = self.encoder.layers[0], self.contractive_weight
-        H, W = layer._Y, layer.params["W"]
-        act = layer.activation
-        df, d2f = act.df(H), act.d2f(H)
-        c = (W * W).sum(axis=0)                       # c_j = Σ_k W[k, j]²
-        penalty = lam / n * float(((df * df) @ c).sum())     # λ (1/n) Σ_i Σ_j f′(a_ij)² c_j
-        dA = dH * df + (2 * lam / n) * df * d2f * c   # ∂/∂a through f′ and through the penalty
+        layer, lam = self.encoder_.layers[0], self.settings_["contractive_weight"]
+        H, W = layer.Y, layer.params["W"]
+        df, d2f = layer.activation.df(H), layer.activation.d2f(H)
+        c = (W * W).sum(axis=0)                               # c_j = Σ_k W[k, j]²
+        penalty = lam / n * float(((df * df) @ c).sum())      # λ (1/n) Σ_i Σ_j f′(a_ij)² c_j
+        dA = dH * df + (2 * lam / n) * df * d2f * c           # ∂/∂a through f′ and through the penalty
         layer.backward_affine(dA, need_dX=False)
         layer.grads["W"] += (2 * lam / n) * W * (df * df).sum(axis=0)
         return penalty
 
     def _collect_grads(self):
-        grads = {f"encoder.{k}": v for k, v in self.encoder.grads.items()}
-        for k, v in self.decoder.grads.items():
-            if self.tied and k.endswith(".W"):
-                i = len(self.decoder.layers) - 1 - int(k.split(".")[0])
+        grads = {f"encoder.{k}": v for k, v in self.encoder_.grads.items()}
+        for k, v in self.decoder_.grads.items():
+            if self.settings_["tied"] and k.endswith(".W"):
+                i = len(self.decoder_.layers) - 1 - int(k.split(".")[0])
                 grads[f"encoder.{i}.W"] = grads[f"encoder.{i}.W"] + v.T
             else:
                 grads[f"decoder.{k}"] = v
         return grads
 
-    def _encode_batch(self, X):
-        return self.encoder.forward(X).copy()
+    # -- checked batches -----------------------------------------------------------
+    def encode_batch(self, X):
+        return self.encoder_.forward(X).copy()
 
-    def _decode_batch(self, H):
-        out = self.decoder.forward(H)
-        return get_activation("sigmoid").f(out) if self.loss == "bce" else out.copy()
+    def decode_batch(self, H):
+        out = self.decoder_.forward(H)
+        return sigmoid(out) if self.settings_["loss"] == "bce" else out.copy()
 
-    def __repr__(self):
-        sizes = " → ".join(str(s) for s in (self.n_features,) + self.hidden + self.hidden[-2::-1]
-                           + (self.n_features,))
-        extras = [f"{k}={getattr(self, k)!r}" for k in ("tied", "noise", "sparsity")
-                  if getattr(self, k)]
-        if self.contractive_weight:
-            extras.append(f"contractive_weight={self.contractive_weight:g}")
-        return (f"Autoencoder({sizes}, activation={self.activation!r}, output={self.output!r}, "
-                f"loss={self.loss!r}{''.join(', ' + e for e in extras)}; "
-                f"{self.n_parameters:,} parameters)")
+    def score_batch(self, X):
+        """Minus each row's reconstruction loss (clean input, no penalties).
 
+        For binary cross-entropy, values outside [0, 1] are clipped to it first
+        (and the clipped rows scored), with a warning: a test fold scaled by a
+        MinMaxScaler fitted on another fold strays slightly outside, and the
+        cross-entropy of such a value is not a loss (it can be negative).
+        """
+        if self.settings_["loss"] == "bce":
+            X = unit_interval_targets(X)
+        logits = self.decoder_.forward(self.encoder_.forward(X))
+        if self.settings_["loss"] == "bce":
+            return -bce_with_logits(logits, X, per_example=True)[0]
+        return -mse(logits, X, per_example=True)[0]
 
-def _check_hidden(hidden, *, allow_empty):
-    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
-        hidden = (hidden,)
-    try:
-        hidden = tuple(hidden)
-    except TypeError:
-        raise TypeError(f"hidden must be a tuple of positive ints, got {hidden!r}") from None
-    if not hidden and not allow_empty:
-        raise ValueError("hidden must name at least one layer size, e.g. hidden=(64,)")
-    checked = tuple(check_size("hidden", h) for h in hidden)
-    # a tuple of ints is kept as given: scikit-learn's clone checks get_params() by identity
-    return hidden if all(type(h) is int for h in hidden) else checked
-
-
-def _check_fraction(name, value, *, upper, closed_upper=True, open_lower=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    low_ok = value > 0 if open_lower else value >= 0
-    high_ok = value <= upper if closed_upper else value < upper
-    if not (np.isfinite(value) and low_ok and high_ok):
-        low = "(0" if open_lower else "[0"
-        high = f"{upper:g}]" if closed_upper else f"{upper:g})"
-        raise ValueError(f"{name} must be in {low}, {high}, got {value!r}")
-    return value

@@ -14,10 +14,14 @@ import math
 import os
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from . import files
+from .batches import RowView
 
 DIGITS_PATH = Path(__file__).with_name("data") / "digits.npz"
 DIGITS_TEST_SIZE = 297
@@ -61,31 +65,37 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Header: two zero bytes, a type code (08 u1, 09 i1, 0B i2, 0C i4, 0D f4, 0E f8),
     the number of dimensions k >= 1, then k big-endian uint32 sizes. Returns an
-    array of that shape and type in native byte order. Raises ValueError naming
-    the file for a bad magic number or a payload not exactly the announced size.
+    array of that shape and type in native byte order. The payload is read up to
+    the size the header announces and one byte more (to tell "too long"), so a
+    stream that inflates beyond it costs nothing; a bad magic number, a payload
+    of the wrong size and a corrupt gzip stream are a ValueError naming the file.
     """
     path = Path(path)
     with open(path, "rb") as f:
         is_gzip = f.read(2) == GZIP_MAGIC
     try:
         with (gzip.open if is_gzip else open)(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: cannot decompress gzip data ({err})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_DTYPES or raw[3] < 1:
-        raise ValueError(f"{path}: not an IDX file: magic number {raw[:4].hex(' ')!r}, expected "
-                         "00 00 <type 08|09|0b|0c|0d|0e> <ndim >= 1>")
-    dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise ValueError(f"{path}: truncated IDX header: expected {header_size} bytes, got {len(raw)}")
-    shape = tuple(int(size) for size in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = header_size + math.prod(shape) * dtype.itemsize
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "too long"
-        raise ValueError(f"{path}: {problem}: header announces shape {shape} of {dtype.name}, "
-                         f"expected {expected} bytes, file holds {len(raw)} bytes")
-    return np.frombuffer(raw, dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES or head[3] < 1:
+                raise ValueError(f"{path}: not an IDX file: magic number {head.hex(' ')!r}, "
+                                 "expected 00 00 <type 08|09|0b|0c|0d|0e> <ndim >= 1>")
+            dtype, ndim = IDX_DTYPES[head[2]], head[3]
+            sizes = f.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise ValueError(f"{path}: truncated IDX header: expected {4 + 4 * ndim} bytes, "
+                                 f"got {4 + len(sizes)}")
+            shape = tuple(int(size) for size in np.frombuffer(sizes, ">u4"))
+            expected = math.prod(shape) * dtype.itemsize
+            payload = f.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: cannot decompress gzip data ({' '.join(str(err).split())})") from None
+    if len(payload) != expected:
+        total, header = 4 + 4 * ndim + expected, 4 + 4 * ndim
+        held = f"{header + len(payload)} bytes" if len(payload) < expected else "more"
+        raise ValueError(f"{path}: {'truncated' if len(payload) < expected else 'too long'}: "
+                         f"header announces shape {shape} of {dtype.name}, expected {total} bytes, "
+                         f"the file holds {held}")
+    return np.frombuffer(payload, dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def _idx_candidates(folder: Path, stem: str) -> list[Path]:
@@ -151,20 +161,30 @@ def load_fashion_mnist() -> TrainTest:
 
 
 def _read_npy(path: Path):
-    return np.load(path, mmap_mode="r", allow_pickle=False), None  # a read-only view of the file
+    """A read-only memory map of the file; an array of Python objects is refused unread."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False), None
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object" in str(err).lower():
+            raise ValueError("not a numeric array file that npae can read (it would mean unpickling "
+                             "Python objects, which npae never does)") from None
+        raise
 
 
 def _read_npz(path: Path):
-    archive = np.load(path, allow_pickle=False)
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError("not a .npz archive (a single .npy array saved under a .npz name?)")
-    with archive:
-        names = archive.files
+    """The array ``X`` (and labels ``y``), or the only array, read with bounded memory
+    (:class:`npae.files.Archive`: no pickle, sizes checked before reading)."""
+    with files.Archive(path, meta_name=None) as archive:
+        names = sorted(archive.names)
         if "X" in names:
-            return archive["X"], archive["y"] if "y" in names else None
-        if len(names) == 1:
-            return archive[names[0]], None
-        raise ValueError(f"holds arrays {names}; name the data 'X' (and the labels 'y') or store one array")
+            wanted = ["X"] + (["y"] if "y" in names else [])
+        elif len(names) == 1:
+            wanted = names
+        else:
+            raise ValueError(f"holds arrays {names}; name the data 'X' (and the labels 'y') or "
+                             "store one array")
+        arrays = [archive.array(name, *archive.array_header(name)) for name in wanted]
+    return arrays[0], arrays[1] if len(arrays) > 1 else None
 
 
 def _is_number(text: str) -> bool:
@@ -177,11 +197,12 @@ def _is_number(text: str) -> bool:
 
 def _read_csv(path: Path):
     """Comma-separated numbers; a first line with no number in it is a header and is skipped."""
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of the data
         has_header = not any(_is_number(field) for field in f.readline().split(","))
     with warnings.catch_warnings():  # an empty file is reported below, not warned about
         warnings.simplefilter("ignore", UserWarning)
-        X = np.loadtxt(path, delimiter=",", skiprows=int(has_header), ndmin=2, encoding="utf-8")
+        X = np.loadtxt(path, delimiter=",", skiprows=int(has_header), ndmin=2,
+                       encoding="utf-8-sig")
     if not np.isfinite(X).all():
         raise ValueError("contains NaN or infinite values")
     return X, None
@@ -230,7 +251,9 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
             if y.dtype.kind not in "iu" or y.shape != (len(X),):
                 raise ValueError(f"labels 'y' must be integers of shape ({len(X)},), got {y.dtype} {y.shape}")
             y = y.astype(np.int64)
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:
+    except files.FileRefused:
+        raise
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise ValueError(f"{path}: {err}") from None
     return X, y
 
@@ -268,3 +291,50 @@ def load(name_or_path: str | os.PathLike) -> Dataset:
                                 "('digits', 'fashion-mnist') nor an existing file or folder")
     name = path.name if path.is_dir() else path.stem
     return Dataset(X_train, y_train, X_test, y_test, square_image_shape(X_train.shape[1]), name)
+
+
+# -- preparing data for training ------------------------------------------------
+HELD_OUT = 0.1  # the share of a file's rows held out when it has no test split
+
+
+def scaling(parts, scale="auto"):
+    """The divisor of the 0..255 → [0, 1] scaling of a data set, decided once over all its
+    ``parts``: 255 or None.
+
+    ``scale="255"`` always divides; ``"none"`` never; ``"auto"`` divides integer data
+    within [0, 255] that is not already 0/1.  Memory-mapped parts are scanned a chunk
+    at a time.
+    """
+    parts = [p for p in parts if p is not None]
+    if scale == "255":
+        return 255
+    if scale != "auto" or not all(np.dtype(p.dtype).kind in "iu" for p in parts):
+        return None
+    low, high = zip(*(_range(p) for p in parts))
+    return 255 if min(low) >= 0 and max(high) <= 255 and max(high) > 1 else None
+
+
+def _range(X, rows=65536):
+    lows, highs = zip(*((c.min(), c.max()) for c in (np.asarray(X[i:i + rows])
+                                                     for i in range(0, len(X), rows))))
+    return min(lows), max(highs)
+
+
+def prepared(data: Dataset, *, scale="auto", seed=0, split=True):
+    """``(data, divisor)``: ``data`` with its parts as row views, scaled by one decision.
+
+    A data set without a test split gets a seeded HELD_OUT share of its rows held
+    out (when it has at least 20 and ``split``), by index: nothing is copied.
+    """
+    divisor = scaling([data.X_train, data.X_test], scale)
+    X, y, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
+    if X_test is None and split and len(X) >= 20:
+        order = np.random.default_rng(seed).permutation(len(X))
+        n_test = round(len(X) * HELD_OUT)
+        test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+        X_test, y_test = RowView(X, test, divide_by=divisor), None if y is None else y[test]
+        X, y = RowView(X, train, divide_by=divisor), None if y is None else y[train]
+    else:
+        X = RowView(X, divide_by=divisor) if divisor else X
+        X_test = RowView(X_test, divide_by=divisor) if divisor and X_test is not None else X_test
+    return data._replace(X_train=X, y_train=y, X_test=X_test, y_test=y_test), divisor

@@ -18,35 +18,8 @@ Backward, given ``dY = ∂L/∂Y``:
 
 import numpy as np
 
+from . import checks
 from .activations import get_activation
-
-DTYPES = ("float32", "float64")
-
-
-def rng_from(seed):
-    """A ``numpy.random.Generator`` from an int seed, a Generator (used as is) or None."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
-        return np.random.default_rng(seed)
-    raise TypeError(f"seed must be a non-negative int, a numpy.random.Generator or None, got {seed!r}")
-
-
-def check_dtype(dtype):
-    """Return ``dtype`` as a numpy dtype if it is float32 or float64, else raise."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.name not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    return dt
-
-
-def check_size(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def init_weight(n_in, n_out, activation, rng, dtype):
@@ -77,16 +50,17 @@ class Dense:
     ----------
     params : {"W": (n_in, n_out), "b": (n_out,)}
     grads : same keys and shapes, filled by :meth:`backward`
+    X, Y : the input and output of the last :meth:`forward`, kept for :meth:`backward`
     """
 
     def __init__(self, n_in, n_out, activation="relu", *, seed=None, dtype="float32"):
-        n_in, n_out = check_size("n_in", n_in), check_size("n_out", n_out)
+        n_in, n_out = checks.positive_int("n_in", n_in), checks.positive_int("n_out", n_out)
         self.activation = get_activation(activation)
-        dtype = check_dtype(dtype)
-        W = init_weight(n_in, n_out, activation, rng_from(seed), dtype)
+        dtype = checks.float_dtype("dtype", dtype)
+        W = init_weight(n_in, n_out, activation, checks.generator(seed), dtype)
         self.params = {"W": W, "b": np.zeros(n_out, dtype=dtype)}
         self.grads = {"W": np.zeros_like(W), "b": np.zeros(n_out, dtype=dtype)}
-        self._X = self._Y = None
+        self.X = self.Y = None
 
     @property
     def shape(self):
@@ -100,7 +74,7 @@ class Dense:
         A = X @ W
         A += b
         Y = A if self.activation.name == "identity" else self.activation.f(A, out=A)
-        self._X, self._Y = X, Y
+        self.X, self.Y = X, Y
         return Y
 
     def backward(self, dY, *, need_dX=True):
@@ -109,26 +83,38 @@ class Dense:
         ``dA = dY ⊙ f′``, ``grads["W"] = Xᵀ dA``, ``grads["b"] = Σ_rows dA``, ``dX = dA Wᵀ``.
         ``need_dX=False`` skips the last product (for the first layer of a network).
         """
-        if self._X is None:
+        if self.X is None:
             raise RuntimeError("backward called before forward")
         if self.activation.name == "identity":
             dA = dY
         else:
-            dA = self.activation.df(self._Y)
+            dA = self.activation.df(self.Y)
             dA *= dY
         return self.backward_affine(dA, need_dX=need_dX)
 
     def backward_affine(self, dA, *, need_dX=True):
         """The affine half of :meth:`backward`, from ``dA = ∂L/∂A`` (n, n_out)."""
-        if self._X is None:
+        if self.X is None:
             raise RuntimeError("backward called before forward")
-        np.matmul(self._X.T, dA, out=self.grads["W"])
+        np.matmul(self.X.T, dA, out=self.grads["W"])
         np.sum(dA, axis=0, out=self.grads["b"])
         return dA @ self.params["W"].T if need_dX else None
 
     def __repr__(self):
         n_in, n_out = self.shape
         return f"Dense({n_in}, {n_out}, activation={self.activation.name!r})"
+
+
+def stack_shapes(prefix, sizes, *, weights=True):
+    """``{"<prefix>.<i>.W": (n_in, n_out), "<prefix>.<i>.b": (n_out,)}`` of a stack of layers of
+    ``sizes`` (n_0 → n_1 → …), as :class:`Sequential` names them; no W when ``weights=False``
+    (a tied decoder's weights are its encoder's)."""
+    shapes = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if weights:
+            shapes[f"{prefix}.{i}.W"] = (a, b)
+        shapes[f"{prefix}.{i}.b"] = (b,)
+    return shapes
 
 
 class Sequential:

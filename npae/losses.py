@@ -17,9 +17,11 @@ sum, ``bce_with_logits + kl_normal`` is the negative ELBO in nats.
 """
 
 import math
+import warnings
 
 import numpy as np
 
+from .activations import sigmoid
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -43,14 +45,6 @@ def bce_with_logits(logits, x, *, per_example=False):
     ``t < −104`` in float32.  The gradient is the fused ``x̂ − x``: the
     sigmoid's derivative ``x̂(1 − x̂)`` cancels against the BCE's denominator.
 
-    With ``e = e^{−|t|}`` computed once, ``σ(t) = e^{min(t, 0)} / (1 + e)`` and
-    the log term is ``log(1 + e)``.  It is written ``log(1 + e)`` rather than
-    ``log1p(e)``: the two agree exactly for ``e ≥ 2⁻²⁴`` in float32, and below
-    that ``1 + e`` rounds to 1, dropping less than 6·10⁻⁸ per element — under
-    the rounding of the summed loss itself — while NumPy's float32 ``log1p``
-    is not vectorised and costs several times as much as ``log``.  For the
-    batch mean, the logs are summed as logs of products (:func:`_sum_of_logs`).
-
     Parameters
     ----------
     logits : ndarray (n, d)
@@ -63,39 +57,9 @@ def bce_with_logits(logits, x, *, per_example=False):
     """
     _check_same_shape(logits=logits, x=x)
     n = logits.shape[0]
-    # σ(t) = e^{min(t, 0)} / (1 + e) with e = e^{−|t|}: the numerator is e where
-    # t < 0 and 1 elsewhere, picked exactly by multiplying with 0/1 masks
-    negative = np.signbit(logits)
-    positive = ~negative
-    dlogits = np.subtract(positive, x)                 # 1[t ≥ 0] − x, used for the value first:
-    linear_part = np.vdot(logits, dlogits)             # Σ max(t, 0) − x t, all terms ≥ 0
-    e = np.abs(logits)
-    np.exp(np.negative(e, out=e), out=e)               # e = e^{−|t|}
-    np.multiply(e, negative, out=dlogits)
-    dlogits += positive
-    one_plus_e = np.add(e, 1, out=e)
-    dlogits /= one_plus_e                              # σ(t)
-    dlogits -= x
-    dlogits *= 1 / n                                   # (σ(t) − x) / n
-    if per_example:
-        log_term = np.log(one_plus_e, out=one_plus_e)  # log(1 + e^{−|t|})
-        return (np.maximum(logits, 0) - x * logits + log_term).sum(axis=1), dlogits
-    return float(linear_part + _sum_of_logs(one_plus_e)) / n, dlogits
-
-
-def _sum_of_logs(values, group=64):
-    """``Σ log vᵢ`` for values in [1, 2], taking one log per ``group`` values.
-
-    ``Σ log vᵢ = Σ_groups log Π_group vᵢ``, and a product of 64 numbers in
-    [1, 2] is at most 2⁶⁴, far inside float32's range (3.4·10³⁸), so the
-    products are exact to rounding and the result agrees with summing the
-    logs one by one to float32 precision — at a tenth of the cost, since a
-    multiplication is much cheaper than a logarithm.
-    """
-    flat = values.reshape(-1)
-    whole = flat.size - flat.size % group
-    products = np.multiply.reduce(flat[:whole].reshape(group, -1), axis=0)
-    return np.log(products).sum() + np.log(flat[whole:]).sum()
+    terms = np.maximum(logits, 0) - x * logits + np.log1p(np.exp(-np.abs(logits)))
+    dlogits = (sigmoid(logits) - x) / n
+    return _reduce(terms.sum(axis=1), per_example), dlogits.astype(logits.dtype, copy=False)
 
 
 def mse(prediction, x, *, per_example=False):
@@ -202,4 +166,15 @@ def _sum_to_shape(grad, shape):
     return grad.sum(axis=kept, keepdims=True) if kept else grad
 
 
-LOSSES = {"bce": bce_with_logits, "mse": mse}
+
+def unit_interval_targets(x):
+    """Targets for a Bernoulli likelihood: ``x`` clipped to [0, 1], with a warning when that
+    changes it.  (Scores use this: a test fold scaled by a MinMaxScaler fitted on another fold
+    strays slightly outside [0, 1], and the cross-entropy of such a value is not a loss: it can
+    be negative.  Training refuses such data instead.)"""
+    low, high = x.min(initial=0), x.max(initial=1)
+    if low >= 0 and high <= 1:
+        return x
+    warnings.warn(f"the data spans [{low:g}, {high:g}]; the Bernoulli likelihood's score clips "
+                  "it to [0, 1]", UserWarning, stacklevel=2)
+    return np.clip(x, 0, 1)

@@ -7,29 +7,31 @@ transpose — sees the change.  ``state_dict()`` / ``load_state_dict()`` export
 and restore the optimiser's memory (Adam's moments and step count) so a
 checkpoint can resume training exactly.
 
-Adam's update is a dozen element-wise passes over each parameter, written
-with ``out=`` into one reusable scratch buffer so a step allocates nothing.
-(Splitting it over two threads halves it in isolation, but measured inside a
-training step it was slower: OpenBLAS's threads keep spinning on both cores
-after each matrix product.)
+:func:`to_record` and :func:`from_record` turn that state into JSON-able
+numbers and named arrays for a file, and back, checking everything.
+
+Adam's update is written twice: :func:`adam_reference_update` exactly as the
+paper prints it (m̂ and v̂), and the one ``Adam.step`` runs, which folds the
+two bias corrections into two scalars (one identity, stated where it is
+used) and writes a dozen element-wise passes with ``out=`` into one reusable
+scratch buffer, so a step allocates nothing.  The tests hold the two equal.
 """
 
 import math
 
 import numpy as np
 
+from . import checks
 
-def _check_positive(name, value, *, allow_zero=False, upper=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    ok = (value >= 0 if allow_zero else value > 0) and math.isfinite(value)
-    if upper is not None:
-        ok = ok and value < upper
-    if not ok:
-        bound = f"in [0, {upper})" if upper is not None else ("≥ 0" if allow_zero else "> 0")
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
-    return value
+MAX_STEPS = 2**62  # a step count beyond this is not a real run (and β^t is 0 long before)
+
+
+def _rate(name, value):
+    return checks.number(name, value, low=0, low_open=True)
+
+
+def _decay(name, value):
+    return checks.number(name, value, low=0, high=1, high_open=True)
 
 
 def _check_step_args(params, grads):
@@ -66,8 +68,8 @@ class SGD:
     """
 
     def __init__(self, lr=0.01, momentum=0.0):
-        self.lr = _check_positive("lr", lr)
-        self.momentum = _check_positive("momentum", momentum, allow_zero=True, upper=1)
+        self.lr = _rate("lr", lr)
+        self.momentum = _decay("momentum", momentum)
         self.velocity = {}
 
     def step(self, params, grads):
@@ -112,10 +114,10 @@ class Adam:
     """
 
     def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, eps=1e-8):
-        self.lr = _check_positive("lr", lr)
-        self.beta_1 = _check_positive("beta_1", beta_1, allow_zero=True, upper=1)
-        self.beta_2 = _check_positive("beta_2", beta_2, allow_zero=True, upper=1)
-        self.eps = _check_positive("eps", eps)
+        self.lr = _rate("lr", lr)
+        self.beta_1 = _decay("beta_1", beta_1)
+        self.beta_2 = _decay("beta_2", beta_2)
+        self.eps = _rate("eps", eps)
         self.t = 0
         self.m, self.v = {}, {}
         self._scratch = {}
@@ -124,11 +126,7 @@ class Adam:
         _check_step_args(params, grads)
         _check_state_shapes(params, self.m, self.v)
         self.t += 1
-        # η m̂ / (√v̂ + ε) = [η √(1 − β₂ᵗ) / (1 − β₁ᵗ)] · m / (√v + ε √(1 − β₂ᵗ)):
-        # the same quantity, with the bias corrections folded into two scalars
-        sqrt_bias2 = math.sqrt(1 - self.beta_2 ** self.t)
-        step_size = self.lr * sqrt_bias2 / (1 - self.beta_1 ** self.t)
-        eps_hat = self.eps * sqrt_bias2
+        step_size, eps_hat = self.folded_corrections()
         for name, p in params.items():
             if name not in self.m:
                 self.m[name], self.v[name] = np.zeros_like(p), np.zeros_like(p)
@@ -137,6 +135,15 @@ class Adam:
                 g = np.ascontiguousarray(g, dtype=p.dtype)
             self._update(p.reshape(-1), g.reshape(-1), self.m[name].reshape(-1),
                          self.v[name].reshape(-1), step_size, eps_hat)
+
+    def folded_corrections(self):
+        """``(step_size, eps_hat)`` of step ``t``, with the identity
+
+        η m̂ / (√v̂ + ε) = [η √(1 − β₂ᵗ) / (1 − β₁ᵗ)] · m / (√v + ε √(1 − β₂ᵗ)).
+        """
+        t = min(self.t, 10**9)  # β^t is exactly 0 in floating point long before 10⁹ steps
+        sqrt_bias2 = math.sqrt(1 - self.beta_2 ** t)
+        return self.lr * sqrt_bias2 / (1 - self.beta_1 ** t), self.eps * sqrt_bias2
 
     def _update(self, p, g, m, v, step_size, eps_hat):
         """One parameter's update, on flat views; ``tmp`` is scratch reused across steps."""
@@ -176,12 +183,66 @@ class Adam:
                 f"beta_2={self.beta_2:g}, eps={self.eps:g})")
 
 
+def adam_reference_update(p, g, m, v, t, *, lr=1e-3, beta_1=0.9, beta_2=0.999, eps=1e-8):
+    """One Adam step exactly as Kingma & Ba print it, in place; the reference for ``Adam.step``."""
+    m[...] = beta_1 * m + (1 - beta_1) * g
+    v[...] = beta_2 * v + (1 - beta_2) * g * g
+    m_hat = m / (1 - beta_1 ** t)
+    v_hat = v / (1 - beta_2 ** t)
+    p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 
 
-def optimizer_from_state(state):
-    """Build the optimiser a :meth:`state_dict` describes, with its state restored."""
-    cls = OPTIMIZERS[state["name"]]
-    opt = cls(lr=float(state["lr"]))
-    opt.load_state_dict(state)
-    return opt
+def to_record(optimizer):
+    """The optimiser's state for a file: ``(numbers, arrays)``.
+
+    ``numbers`` is JSON-able (name, hyper-parameters, step count);
+    ``arrays`` maps ``"<moment>/<parameter>"`` to each moment array.
+    """
+    state = optimizer.state_dict()
+    numbers = {k: v for k, v in state.items() if not isinstance(v, dict)}
+    arrays = {f"{moment}/{name}": value for moment, values in state.items()
+              if isinstance(values, dict) for name, value in values.items()}
+    return numbers, arrays
+
+
+def from_record(numbers, names, read, params):
+    """Rebuild the optimiser :func:`to_record` described; every field checked.
+
+    ``numbers``: its JSON numbers; ``names``: the ``"<moment>/<parameter>"``
+    arrays the file holds; ``read(name, shape, dtype)``: reads one, which
+    must match its parameter in ``params`` in shape and dtype.  Raises
+    ValueError saying what is wrong.
+    """
+    if not isinstance(numbers, dict) or not isinstance(numbers.get("name"), str) \
+            or numbers["name"] not in OPTIMIZERS:
+        name = numbers.get("name") if isinstance(numbers, dict) else numbers
+        raise ValueError(f"unknown optimiser {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    cls = OPTIMIZERS[numbers["name"]]
+    hyper = {k: v for k, v in numbers.items() if k not in ("name", "t")}
+    try:
+        optimizer = cls(**hyper)  # the constructor checks every hyper-parameter
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"its optimiser state is invalid: {exc}") from None
+    state = optimizer.state_dict()
+    if "t" in state:
+        t = numbers.get("t")
+        if type(t) is not int or not 0 <= t <= MAX_STEPS:
+            raise ValueError(f"its optimiser step count must be an int in [0, 2**62], got {t!r}")
+        state["t"] = t
+    moments = [key for key, value in state.items() if isinstance(value, dict)]
+    for key in sorted(names):
+        moment, _, name = key.partition("/")
+        if moment not in moments or name not in params:
+            raise ValueError(f"unexpected optimiser state {key!r} (moments: {moments}, for the "
+                             "model's parameters)")
+        p = params[name]
+        value = read(key, p.shape, p.dtype)
+        if not np.isfinite(value).all() or (moment == "v" and (value < 0).any()):
+            raise ValueError(f"optimiser state {key!r} must be finite"
+                             + (" and ≥ 0 (a second moment)" if moment == "v" else ""))
+        state[moment][name] = value
+    optimizer.load_state_dict(state)
+    return optimizer

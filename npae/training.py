@@ -1,212 +1,217 @@
-"""The training loop: minibatches, history, progress, checkpoints and resume.
+"""The training loop: shuffled minibatches, history, early stopping, checkpoints and signals.
 
-It knows a model only by ``params``, ``_loss_and_grads(X, eps=None)`` (the
-loss on a checked batch), its generator ``rng`` and, if it has one,
-``begin_epoch(epoch)`` (the VAE's KL warm-up).  One epoch:
+The loop knows a model only by this protocol, which both npae models follow:
 
-1. draw a permutation of the rows from the model's generator;
-2. for each batch, gather its rows into a reusable buffer (no copy of the
-   data set), compute the loss and gradients, and take one optimiser step;
-3. record the mean training loss (and the validation loss) in ``history``.
+* ``model.params`` — dict name → live parameter array, updated in place;
+* ``model.draw_noise(n, rng)`` — the noise ``eps`` of a batch of n rows, or None;
+* ``model.batch_loss_and_grads(X, eps)`` — ``(loss, grads)`` of a batch that is already
+  a C-contiguous array of the model's dtype, its values checked;
+* ``model.average_loss(X, rng=...)`` — the loss on any number of rows (validation);
+* ``model.begin_epoch(epoch)`` — called before each epoch (the VAE's KL warm-up);
+* ``model.get_params()``, ``model.architecture()`` and the fitted attributes
+  ``n_features_in_``, ``dtype_`` and ``history_``, through which
+  :mod:`npae.records` writes the model's part of a checkpoint and checks that a
+  checkpoint was written by the same model.
+
+Everything else a run needs is its :class:`TrainingState`: the optimiser, the
+generator that draws the shuffles and the noise, the history and the
+position (epoch, block, batch, and the permutations in use).  One epoch:
+
+1. draw the order of the data's blocks (one block for an array in memory)
+   and, for each block, the order of its rows;
+2. for each batch: gather its rows into a reusable buffer, draw its noise,
+   compute the loss and gradients, take one optimiser step;
+3. record the mean training loss (and the validation loss) in the history.
 
 Nothing is updated with a non-finite loss or gradient (or one too large to
-square), and an update that would make a parameter infinite is undone:
-``fit`` stops with a ``FloatingPointError`` naming the epoch and batch,
-leaving the parameters of the last good step.  Ctrl-C stops at the next
-batch boundary (saving a checkpoint if asked) and leaves a usable model.
+square), and an update that makes a parameter infinite is undone: the run
+stops with a ``FloatingPointError`` naming the epoch and batch, the model
+keeping the parameters of its last good step.  Ctrl-C (SIGINT) and SIGTERM
+stop the run at the next batch boundary (:mod:`npae.signals`), saving a
+checkpoint if one was asked for; after SIGTERM the run raises
+``npae.signals.Terminated`` (a SystemExit with status 143) once the model is
+consistent, so a process that was told to end still ends.  A second signal
+stops at once.
 """
 
 import math
-import os
-import signal
-import sys
-import threading
-import time
 
 import numpy as np
 
-from .layers import rng_from
-from .optim import Adam
+from . import batches, checks, files, optim, records
+from .progress import Progress
+from .signals import StopAtBatchBoundary, Terminated
+
+PARAMETERS = ("epochs", "batch_size", "lr", "shuffle", "verbose", "warm_start", "early_stopping",
+              "validation_fraction", "n_iter_no_change", "seed")
+FIT_ARGUMENTS = ("optimizer", "validation_data", "checkpoint", "checkpoint_every", "resume")
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+def settings(given, overrides):
+    """The training hyper-parameters ``given`` (:data:`PARAMETERS`) with ``fit``'s keyword
+    ``overrides`` (those, or :data:`FIT_ARGUMENTS`) applied, checked, as a dict; the optimiser
+    defaults to ``Adam(lr)``."""
+    for name in overrides:
+        if name not in given and name not in FIT_ARGUMENTS:
+            raise TypeError(f"fit() got an unexpected keyword argument {name!r}")
+    given = {**given, **overrides}
+    s = {"epochs": checks.positive_int("epochs", given["epochs"]),
+         "batch_size": checks.positive_int("batch_size", given["batch_size"]),
+         "lr": checks.number("lr", given["lr"], low=0, low_open=True),
+         "shuffle": checks.boolean("shuffle", given["shuffle"]),
+         "verbose": checks.non_negative_int("verbose", given["verbose"]),
+         "warm_start": checks.boolean("warm_start", given["warm_start"]),
+         "early_stopping": checks.boolean("early_stopping", given["early_stopping"]),
+         "validation_fraction": checks.number("validation_fraction", given["validation_fraction"],
+                                              low=0, high=1, low_open=True, high_open=True),
+         "n_iter_no_change": checks.positive_int("n_iter_no_change", given["n_iter_no_change"]),
+         "seed": given["seed"],
+         "checkpoint_every": checks.positive_int("checkpoint_every",
+                                                 given.get("checkpoint_every", 1))}
+    checks.generators(s["seed"], 1)  # the seed's type, checked now
+    optimizer = given.get("optimizer")
+    s["optimizer"] = (optim.Adam(s["lr"]) if optimizer is None
+                      else checks.callable_with("optimizer", optimizer, "step"))
+    s["checkpoint"] = (None if given.get("checkpoint") is None
+                       else checks.output_file("checkpoint", given["checkpoint"]))
+    s["resume"] = None if given.get("resume") is None else checks.path("resume", given["resume"])
+    s["validation_data"] = given.get("validation_data")
+    return s
 
 
-class _InterruptFlag:
-    """Turn Ctrl-C into a flag checked at batch boundaries (main thread only)."""
+class TrainingState:
+    """What a run needs to go on: optimiser, generator, history and position.
 
-    def __init__(self):
-        self.raised = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.raised:  # a second Ctrl-C: stop right now
-            raise KeyboardInterrupt
-        self.raised = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-class Progress:
-    """A one-line progress bar on a terminal; one plain line per epoch otherwise."""
-
-    def __init__(self, epochs, n_batches, n_samples, verbose, stream=None):
-        self.epochs, self.n_batches, self.n_samples = epochs, n_batches, n_samples
-        self.stream = stream or sys.stdout
-        self.verbose = verbose
-        self.bar = verbose >= 1 and getattr(self.stream, "isatty", lambda: False)()
-        self._last = 0.0
-
-    def start_epoch(self, epoch):
-        self.epoch, self.t0 = epoch, time.perf_counter()
-
-    def batch(self, done_batches, done_samples, running_loss):
-        now = time.perf_counter()
-        if not self.bar or (now - self._last < 0.1 and done_batches < self.n_batches):
-            return
-        self._last = now
-        elapsed = now - self.t0
-        rate = done_samples / elapsed if elapsed > 0 else 0.0
-        left = (self.n_samples - done_samples) / rate if rate > 0 else 0.0
-        width = 24
-        filled = int(width * done_batches / self.n_batches)
-        self.stream.write(
-            f"\repoch {self.epoch + 1}/{self.epochs} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{done_batches}/{self.n_batches} · {rate:,.0f} samples/s · loss {running_loss:.4f} · "
-            f"{left:.0f}s left ")
-        self.stream.flush()
-
-    def end_epoch(self, history):
-        if self.verbose < 1:
-            return
-        line = (f"epoch {self.epoch + 1}/{self.epochs}  loss {history['loss'][-1]:.4f}"
-                + (f"  val_loss {history['val_loss'][-1]:.4f}" if "val_loss" in history else "")
-                + f"  ({time.perf_counter() - self.t0:.1f}s)")
-        self.stream.write(("\r\033[K" if self.bar else "") + line + "\n")
-        self.stream.flush()
-
-
-def fit(model, X, *, epochs=10, batch_size=128, optimizer=None, validation_data=None,
-        shuffle=True, seed=None, verbose=1, checkpoint=None, checkpoint_every=1, resume=None):
-    """Train ``model`` on ``X``; the body of ``model.fit`` (see there for the arguments).
-
-    Checkpoints hold the parameters, the optimiser's state, the model's
-    generator state and the position in training (epoch, batch and that
-    epoch's permutation), so ``resume`` ends bit-identical to a run that was
-    never interrupted.  Every argument (and the checkpoint to resume from) is
-    checked before anything changes: a refused call leaves the model as it was.
+    ``epoch`` counts completed epochs; within the current epoch, ``plan`` is
+    the order of the blocks (None before the epoch starts), ``block`` the
+    position in it, ``order`` the current block's row permutation and
+    ``batch`` its completed batches.  ``best`` is early stopping's record:
+    ``{"val_loss", "epoch", "waited", "params"}``.  ``stopped`` says why the
+    last run stopped early: None, ``"SIGINT"``, ``"SIGTERM"`` or ``"early stopping"``.
     """
-    from . import io  # io builds models, which import this module
 
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    checkpoint_every = _check_positive_int("checkpoint_every", checkpoint_every)
-    if not isinstance(verbose, (bool, int, np.integer)):
-        raise TypeError(f"verbose must be an int, got {type(verbose).__name__}")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-    shuffle = bool(shuffle)
-    if optimizer is None:
-        optimizer = Adam(1e-3)
-    elif not callable(getattr(optimizer, "step", None)):
-        raise TypeError(f"optimizer must have a step(params, grads) method, got {optimizer!r}")
-    rng = None if seed is None else rng_from(seed)
-    if checkpoint is not None:
-        checkpoint = _check_output_path("checkpoint", checkpoint)
-    X = model._checked(X)
-    X_val = None
-    if validation_data is not None:
-        if isinstance(validation_data, tuple):
-            if not 1 <= len(validation_data) <= 2:
-                raise ValueError("validation_data must be X_val or a tuple (X_val, y_val), "
-                                 f"got a tuple of {len(validation_data)} items")
-            validation_data = validation_data[0]
-        X_val = model._checked(validation_data, name="validation_data")
-    n = X.shape[0]
-    batch_size = min(batch_size, n)  # a batch larger than the data set is the whole data set
-    n_batches = math.ceil(n / batch_size)
-    setup = {"n_samples": n, "batch_size": batch_size, "shuffle": shuffle,
-             "validation": X_val is not None}
+    def __init__(self, optimizer, rng):
+        self.optimizer, self.rng = optimizer, rng
+        self.history = {"loss": []}
+        self.epoch, self.block, self.batch = 0, 0, 0
+        self.plan = self.order = None
+        self.loss_sum, self.rows_done = 0.0, 0
+        self.best = None
+        self.stopped = None
 
-    state = {"epoch": 0, "batch": 0, "order": None, "loss_sum": 0.0}
-    history = {"loss": []} if X_val is None else {"loss": [], "val_loss": []}
-    if resume is not None:
-        saved = io.load_checkpoint(resume, model, optimizer, setup=setup)  # checks, then restores
-        state.update(saved["position"])
-        history = saved["history"]
-    elif rng is not None:
-        model.rng = rng
-    model.history = history
-    model.interrupted = False
 
+def run(model, rows, state, *, epochs, batch_size, shuffle=True, verbose=0, validation=None,
+        patience=None, checkpoint=None, checkpoint_every=1, data_range=None):
+    """Train ``model`` on ``rows`` (a :class:`npae.batches.Rows`) until ``state.epoch == epochs``.
+
+    ``validation``: held-out rows (an array-like) scored each epoch as
+    ``val_loss``; ``patience``: stop when ``val_loss`` has not improved for
+    that many epochs, then restore the parameters of the best epoch.
+    ``checkpoint``: a path written every ``checkpoint_every`` epochs, at the
+    end, and when a signal stops the run.  ``data_range`` ``(low, high)``
+    goes into the message if the run diverges.  Returns ``state``.
+    """
     params = model.params
-    before_step = {name: np.empty_like(p) for name, p in params.items()}
-    batch_buffer = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
-    progress = Progress(epochs, n_batches, n, verbose)
+    dtype = next(iter(params.values())).dtype
+    batch_size = min(batch_size, max(rows.block_sizes))
+    buffer = np.empty((batch_size, rows.n_features), dtype=dtype)
+    epoch_batches = sum(batches.n_batches(n, batch_size) for n in rows.block_sizes)
+    progress = Progress(epochs, epoch_batches, rows.n_rows, verbose)
+    setup = setup_of(rows, batch_size, shuffle, validation is not None)
+    if validation is not None:
+        state.history.setdefault("val_loss", [])
+    state.stopped = None
 
-    def save_checkpoint():
+    def save():
         if checkpoint is not None:
-            io.save_checkpoint(checkpoint, model, optimizer, position=state, history=history,
-                               setup=setup)
+            save_checkpoint(checkpoint, model, state, setup)
 
-    with _InterruptFlag() as interrupt:
-        while state["epoch"] < epochs:
-            epoch = state["epoch"]
-            if state["batch"] == 0:  # a new epoch (or one interrupted before its first step)
-                state["loss_sum"] = 0.0
-                if shuffle and state["order"] is None:
-                    state["order"] = model.rng.permutation(n)
-            order = state["order"]
-            if hasattr(model, "begin_epoch"):
-                model.begin_epoch(epoch)
-            progress.start_epoch(epoch)
-            for b in range(state["batch"], n_batches):
-                if interrupt.raised:
-                    model.interrupted = True
-                    save_checkpoint()
-                    if verbose:
-                        print(f"\ninterrupted at epoch {epoch + 1}, batch {b + 1}: "
-                              f"stopping with the last completed step"
-                              + (f"; resume from {checkpoint}" if checkpoint is not None else ""),
-                              file=sys.stderr)
-                    return model
-                start, stop = b * batch_size, min((b + 1) * batch_size, n)
-                if order is None:
-                    batch = X[start:stop]
-                else:
-                    batch = np.take(X, order[start:stop], axis=0, out=batch_buffer[: stop - start])
-                loss, grads = model._loss_and_grads(batch)
-                problem = _numerical_problem(loss, grads)
-                if problem is None:
-                    problem = _take_step(optimizer, params, grads, before_step)
-                if problem is not None:
-                    raise FloatingPointError(
-                        f"training diverged at epoch {epoch + 1}, batch {b + 1}: {problem}; the model "
-                        f"keeps the parameters of the last finite step. Try a smaller learning rate "
-                        f"(optimizer={optimizer!r}).")
-                state["loss_sum"] += loss * (stop - start)
-                state["batch"] = b + 1
-                progress.batch(b + 1, stop, state["loss_sum"] / stop)
-            history["loss"].append(state["loss_sum"] / n)
-            if X_val is not None:
-                history["val_loss"].append(validation_loss(model, X_val))
-            state.update(epoch=epoch + 1, batch=0, order=None, loss_sum=0.0)
-            progress.end_epoch(history)
-            if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs:
-                save_checkpoint()
-    return model
+    with StopAtBatchBoundary() as signals:
+        while state.epoch < epochs:
+            if state.plan is None:  # a new epoch
+                state.plan = batches.epoch_plan(rows, state.rng, shuffle)
+                state.block = state.batch = state.rows_done = 0
+                state.loss_sum, state.order = 0.0, None
+            model.begin_epoch(state.epoch)
+            progress.start_epoch(state.epoch)
+            while state.block < len(state.plan):
+                b = int(state.plan[state.block])
+                n = rows.block_sizes[b]
+                block = rows.block(b)
+                if state.batch == 0 and state.order is None:
+                    state.order = batches.block_order(n, state.rng, shuffle)
+                for k in range(state.batch, batches.n_batches(n, batch_size)):
+                    if signals.caught:
+                        state.stopped = signals.caught
+                        save()
+                        progress.say(f"{signals.caught}: stopped in epoch {state.epoch + 1} with "
+                                     "the last completed step"
+                                     + (f"; resume from {checkpoint}" if checkpoint else ""))
+                        if signals.caught == "SIGTERM":
+                            raise Terminated()
+                        return state
+                    positions = batches.batch_positions(state.order, k, batch_size, n)
+                    X = rows.gather(block, positions, buffer)
+                    loss, grads = model.batch_loss_and_grads(X, model.draw_noise(len(X), state.rng))
+                    problem = _numerical_problem(loss, grads) or _take_step(state.optimizer, params,
+                                                                            grads)
+                    if problem:
+                        raise FloatingPointError(_diverged(state, problem, data_range))
+                    state.loss_sum += loss * len(X)
+                    state.rows_done += len(X)
+                    state.batch = k + 1
+                    progress.batch(_batches_done(state, rows, batch_size), state.rows_done,
+                                   state.loss_sum / state.rows_done)
+                state.block, state.batch, state.order = state.block + 1, 0, None
+            state.history["loss"].append(state.loss_sum / state.rows_done)
+            if validation is not None:
+                state.history["val_loss"].append(float(model.average_loss(
+                    validation, rng=np.random.default_rng(0))))
+            state.epoch, state.plan, state.block = state.epoch + 1, None, 0
+            improved = patience is not None and _track_best(state, params)
+            progress.end_epoch(state.history, "  (best so far)" if improved else "")
+            done = patience is not None and state.best["waited"] >= patience
+            if done or state.epoch % checkpoint_every == 0 or state.epoch == epochs:
+                save()
+            if done:
+                state.stopped = "early stopping"
+                progress.say(f"early stopping: val_loss has not improved for {patience} epochs; "
+                             f"restoring epoch {state.best['epoch']}")
+                break
+    if patience is not None and state.best is not None:
+        for name, p in params.items():
+            np.copyto(p, state.best["params"][name])
+    return state
 
 
+def _batches_done(state, rows, batch_size):
+    done = state.plan[:state.block]
+    return sum(batches.n_batches(rows.block_sizes[int(b)], batch_size) for b in done) + state.batch
+
+
+def _track_best(state, params):
+    """Early stopping's record after an epoch; True when this epoch is the best so far."""
+    val_loss = state.history["val_loss"][-1]
+    if state.best is None or val_loss < state.best["val_loss"]:
+        state.best = {"val_loss": val_loss, "epoch": state.epoch, "waited": 0,
+                      "params": {name: p.copy() for name, p in params.items()}}
+        return True
+    state.best["waited"] += 1
+    return False
+
+
+def _diverged(state, problem, data_range):
+    where = f"training diverged at epoch {state.epoch + 1}, batch {state.batch + 1}: {problem}"
+    advice = (f"; the model keeps the parameters of its last finite step. Try a smaller "
+              f"learning rate (optimizer={state.optimizer!r})")
+    if data_range is not None and max(abs(data_range[0]), abs(data_range[1])) > 1e4:
+        advice += (f", and standardise the data: it spans [{data_range[0]:.3g}, "
+                   f"{data_range[1]:.3g}], a scale at which the losses overflow (e.g. "
+                   "scikit-learn's StandardScaler)")
+    return where + advice
+
+
+# -- one step, guarded ---------------------------------------------------------
 def _numerical_problem(loss, grads):
     """Why this step must not be taken, or None.
 
@@ -225,8 +230,8 @@ def _numerical_problem(loss, grads):
         low, high = g.min(), g.max()
         if not (math.isfinite(low) and math.isfinite(high)):
             return f"the gradient of {name!r} is not finite"
-        return (f"the gradient of {name!r} reached a norm of {np.linalg.norm(g.astype(np.float64)):.3g}, "
-                f"too large to square in {g.dtype}")
+        return (f"the gradient of {name!r} reached a norm of "
+                f"{np.linalg.norm(g.astype(np.float64)):.3g}, too large to square in {g.dtype}")
     return None
 
 
@@ -236,24 +241,22 @@ def _norm_is_finite(a):
         return math.isfinite(np.vdot(a, a))
 
 
-def _take_step(optimizer, params, grads, before_step):
+def _take_step(optimizer, params, grads):
     """``optimizer.step(params, grads)``, undone if it is interrupted or overflows.
 
-    The parameters are copied into ``before_step`` first (one copy per step,
-    small next to a forward and backward pass), so an update that turns a
-    parameter infinite, or a second Ctrl-C in the middle of the update, leaves
-    the parameters of the last good step.  (The optimiser's own moments keep
-    the failed update.)  Returns None, or what went wrong.
+    The parameters are copied first, so an update that turns a parameter
+    infinite, or a second signal in the middle of the update, leaves the
+    parameters of the last good step.  (The optimiser's own moments keep the
+    failed update.)  Returns None, or what went wrong.
     """
-    for name, p in params.items():
-        np.copyto(before_step[name], p)
+    before = {name: p.copy() for name, p in params.items()}
     try:
         optimizer.step(params, grads)
     except BaseException:
-        _restore(params, before_step)
+        _restore(params, before)
         raise
     if not all(_norm_is_finite(p) or np.isfinite(p).all() for p in params.values()):
-        _restore(params, before_step)
+        _restore(params, before)
         return "the update made a parameter overflow to infinity"
     return None
 
@@ -263,28 +266,146 @@ def _restore(params, saved):
         np.copyto(p, saved[name])
 
 
-def _check_output_path(name, path):
-    """A file path that can be written: its folder exists and it is not itself a folder."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"{name} must be a file path, got {type(path).__name__}") from None
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"{name} must be a file path, but {path} is a folder")
-    if not os.path.isdir(folder):
-        raise ValueError(f"{name}: cannot write {path}, the folder {folder} does not exist")
-    return path
+# -- checkpoints -----------------------------------------------------------------
+def save_checkpoint(path, model, state, setup):
+    """The model's record, the optimiser, the generator, the history and the position, in one file.
+
+    ``setup`` records what the position refers to (rows, blocks, batch size,
+    shuffling, validation); :func:`load_checkpoint` compares it.  The file is
+    also a model file: ``npae.load`` reads the model from it.
+    """
+    meta, arrays = records.model_record(model)
+    meta["fitted"]["history"] = state.history  # the run's, up to this point
+    numbers, moments = optim.to_record(state.optimizer)
+    meta["optimizer"] = numbers
+    arrays.update({f"optim/{key}": value for key, value in moments.items()})
+    best = state.best
+    meta["training"] = {
+        "epoch": state.epoch, "block": state.block, "batch": state.batch,
+        "loss_sum": state.loss_sum, "rows_done": state.rows_done,
+        "rng": state.rng.bit_generator.state, "history": state.history, "setup": setup,
+        "best": None if best is None else {k: best[k] for k in ("val_loss", "epoch", "waited")}}
+    if state.plan is not None:
+        arrays["train/plan"] = np.asarray(state.plan, dtype=np.int64)
+    if state.order is not None:
+        arrays["train/order"] = np.asarray(state.order, dtype=np.int64)
+    if best is not None:
+        arrays.update({f"best/{name}": value for name, value in best["params"].items()})
+    files.write_archive(path, arrays, meta)
 
 
-def validation_loss(model, X_val, *, seed=0):
-    """The loss on held-out data, with the model's noise drawn from a fixed seed so
-    epochs are compared on the same draws (the model's own generator is untouched)."""
-    own_rng = model.rng
-    model.rng = np.random.default_rng(seed)
-    try:
-        return model.average_loss(X_val)
-    finally:
-        model.rng = own_rng
+def load_checkpoint(path, model, optimizer, setup):
+    """Read a checkpoint of ``model`` written by a run with the same ``setup``.
+
+    Everything is read and checked first, then the model's parameters are
+    restored in place; returns the :class:`TrainingState` to continue with.
+    A refused checkpoint (ValueError saying why) changes nothing.
+    """
+    path = checks.path("resume", path)
+    params = model.params
+    with files.Archive(path) as archive:
+        meta = archive.metadata()
+        training = meta.get("training")
+        if not isinstance(training, dict):
+            raise ValueError(f"{path}: this is a model file, not a checkpoint (no training state)")
+        try:
+            records.check_same_model(model, meta)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        saved = {name: archive.array(f"param/{name}", p.shape, p.dtype) for name, p in params.items()}
+        moments = {name[len("optim/"):] for name in archive.names if name.startswith("optim/")}
+        try:
+            restored = optim.from_record(meta.get("optimizer"), moments,
+                                         lambda key, shape, dtype: archive.array(f"optim/{key}",
+                                                                                 shape, dtype),
+                                         params)
+        except files.FileRefused:
+            raise
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if type(restored) is not type(optimizer):
+            raise ValueError(f"{path}: the checkpoint's optimiser ({restored!r}) is not a "
+                             f"{type(optimizer).__name__}")
+        try:
+            rng = checks.generator_from_state(training.get("rng"))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        state = TrainingState(optimizer, rng)
+        _read_position(state, training, archive, setup, params, path)
+        unknown = archive.names - {f"param/{n}" for n in params} - {f"optim/{m}" for m in moments} \
+            - {f"best/{n}" for n in params} - {"train/plan", "train/order"}
+        if unknown:
+            raise ValueError(f"{path}: unexpected members {sorted(unknown)}")
+    for name, p in params.items():
+        if not np.isfinite(saved[name]).all():
+            raise ValueError(f"{path}: parameter {name!r} holds NaN or infinity")
+    for name, p in params.items():
+        p[...] = saved[name]
+    optimizer.load_state_dict(restored.state_dict())  # the caller's optimiser, restored in place
+    return state
+
+
+def _read_position(state, training, archive, setup, params, path):
+    """Fill ``state``'s history and position from a checkpoint's training record, checked."""
+    def need(ok, what):
+        if not ok:
+            raise ValueError(f"{path}: its training state is invalid: {what}")
+
+    for key in ("epoch", "block", "batch", "rows_done"):
+        need(type(training.get(key)) is int and 0 <= training[key] < 2**62,
+             f"{key!r} must be a non-negative int")
+    need(type(training.get("loss_sum")) in (int, float) and math.isfinite(training["loss_sum"]),
+         "'loss_sum' must be a finite number")
+    history = training.get("history")
+    need(is_history(history) and "loss" in history, "'history' must map names to lists of numbers")
+    saved_setup = training.get("setup")
+    need(isinstance(saved_setup, dict), "'setup' must be an object")
+    for key, value in setup.items():
+        if saved_setup.get(key) != value:
+            raise ValueError(f"{path}: the checkpoint was written with {key}={saved_setup.get(key)!r}, "
+                             f"but this run has {key}={value!r}; resume with the same data and settings")
+    need(len(history["loss"]) == training["epoch"], "its history does not have one loss per epoch")
+    need(("val_loss" in history) == setup["validation"] or not history.get("val_loss"),
+         "validation losses do not match the run's validation data")
+    n_blocks = len(setup["block_sizes"])
+    if "train/plan" in archive.names:
+        plan = archive.array("train/plan", (n_blocks,), np.int64)
+        need(np.array_equal(np.sort(plan), np.arange(n_blocks)), "the block order is not a permutation")
+        need(training["block"] < n_blocks, "its position is past the end of an epoch")
+        state.plan = plan.astype(np.intp)
+    else:
+        need(training["block"] == training["batch"] == 0, "a position without a block order")
+    if "train/order" in archive.names:
+        need(state.plan is not None and setup["shuffle"], "a row permutation without a shuffled epoch")
+        n = setup["block_sizes"][int(state.plan[training["block"]])]
+        order = archive.array("train/order", (n,), np.int64)
+        need(np.array_equal(np.sort(order), np.arange(n)), "its permutation is not a permutation")
+        need(training["batch"] < math.ceil(n / setup["batch_size"]),
+             "its position is past the end of a block")
+        state.order = order.astype(np.intp)
+    else:
+        need(training["batch"] == 0 or not setup["shuffle"], "a position mid-block without a permutation")
+    best = training.get("best")
+    if best is not None:
+        need(isinstance(best, dict) and type(best.get("epoch")) is int
+             and type(best.get("waited")) is int and type(best.get("val_loss")) in (int, float),
+             "'best' must hold val_loss, epoch and waited")
+        state.best = dict(best, params={name: archive.array(f"best/{name}", p.shape, p.dtype)
+                                        for name, p in params.items()})
+    state.history = {key: list(values) for key, values in history.items()}
+    state.epoch, state.block, state.batch = training["epoch"], training["block"], training["batch"]
+    state.loss_sum, state.rows_done = float(training["loss_sum"]), training["rows_done"]
+
+
+def is_history(history):
+    """A history: a dict of names to lists of numbers."""
+    return isinstance(history, dict) and all(
+        isinstance(k, str) and isinstance(v, list) and all(type(x) in (int, float) for x in v)
+        for k, v in history.items())
+
+
+def setup_of(rows, batch_size, shuffle, validation):
+    """What a run's position refers to, as a checkpoint records it and a resume compares it."""
+    return {"n_samples": rows.n_rows, "block_sizes": list(rows.block_sizes),
+            "batch_size": min(batch_size, max(rows.block_sizes)), "shuffle": bool(shuffle),
+            "validation": bool(validation)}

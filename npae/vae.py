@@ -44,31 +44,36 @@ The encoder's log σ² (and the Gaussian decoder's log σ_x²) is clamped to
 [−30, 20] before use; outside that range its gradient is zero, consistent
 with the clamped forward pass.  e^20 ≈ 5·10⁸ and e^−30 ≈ 10⁻¹³ are far past
 anything a trained model uses, and keep exp() finite in float32.
+
+``score_samples`` is each row's ELBO (β = 1) estimated with the same four
+draws ε₁…ε₄ for every row (from a fixed seed), so a row's score depends on
+that row alone, never on its position in X; ``score`` is their mean.
 """
 
 import math
 
 import numpy as np
 
-from .activations import sigmoid
-from .autoencoder import _check_fraction, _check_hidden
-from .layers import Dense, Sequential, check_dtype, check_size, rng_from
-from .losses import bce_with_logits, gaussian_nll, kl_normal
-from .model import Model, check_rows
+from . import checks
+from .activations import get_activation, sigmoid
+from .estimator import Estimator
+from .layers import Dense, Sequential, stack_shapes
+from .losses import bce_with_logits, gaussian_nll, kl_normal, unit_interval_targets
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 LIKELIHOODS = ("bernoulli", "gaussian")
 OBJECTIVES = ("elbo", "iwae")
-_ROWS_PER_PASS = 8192  # rows (examples × samples) of one decoder pass in evaluation
+ROWS_PER_PASS = 8192  # rows (examples × samples) of one decoder pass in evaluation
+SCORE_DRAWS = 4       # ε draws shared by every row in score_samples
 
 
-class VAE(Model):
+class VAE(Estimator):
     """A variational autoencoder with a diagonal-Gaussian posterior and a standard-normal prior.
 
     Parameters
     ----------
-    n_features : int
-        Width d of the data.
+    n_features : int or None
+        Width d of the data; None takes it from the data at ``fit``.
     hidden : tuple of int
         Encoder stack sizes; the decoder mirrors them (``()`` for none).
     latent : int
@@ -84,138 +89,171 @@ class VAE(Model):
     objective : ``"elbo"`` or ``"iwae"`` (train on the k-sample importance-weighted bound).
     k : int
         Samples per example for ``objective="iwae"``.
-    seed, dtype : as for :class:`~npae.Autoencoder`.
+    alpha, epochs, batch_size, lr, shuffle, verbose, warm_start, early_stopping,
+    validation_fraction, n_iter_no_change, seed, dtype :
+        As for :class:`~npae.Autoencoder`.
+
+    Attributes
+    ----------
+    n_features_in_, feature_names_in_, history_, n_iter_, interrupted_, best_epoch_,
+    best_val_loss_ as for the autoencoder; encoder_, decoder_ (:class:`~npae.Sequential`),
+    mu_head_, logvar_head_ (:class:`~npae.Dense`), x_logvar_ (Gaussian likelihood).
 
     ``loss_and_grads(X, eps=...)``: ``eps`` fixes ε — shape (n, latent) for
     the ELBO, (k, n, latent) for IWAE — making the loss deterministic.
     """
 
-    needs_unit_interval = True
-
-    def __init__(self, n_features, hidden=(400,), latent=20, *, activation="relu",
+    def __init__(self, n_features=None, hidden=(400,), latent=20, *, activation="relu",
                  likelihood="bernoulli", beta=1.0, warmup_epochs=0, objective="elbo", k=1,
-                 seed=None, dtype="float32"):
-        self.n_features = check_size("n_features", n_features)
-        self.hidden = _check_hidden(hidden, allow_empty=True)
-        self.latent = check_size("latent", latent)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        self.beta = _check_fraction("beta", beta, upper=np.inf)
-        _check_fraction("warmup_epochs", warmup_epochs, upper=np.inf)
-        # an int is kept as given: scikit-learn's clone checks get_params() by identity
-        self.warmup_epochs = warmup_epochs if type(warmup_epochs) is int else int(warmup_epochs)
-        self.k = check_size("k", k)
-        self.activation, self.likelihood, self.objective = activation, likelihood, objective
-        self.seed, self.dtype = seed, check_dtype(dtype)
-        self.needs_unit_interval = likelihood == "bernoulli"
-        self.rng = rng_from(seed)
-        self.current_beta = self.beta
+                 alpha=0.0, epochs=10, batch_size=128, lr=1e-3, shuffle=True, verbose=0,
+                 warm_start=False, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, seed=0, dtype="float32"):
+        self.n_features, self.hidden, self.latent = n_features, hidden, latent
+        self.activation, self.likelihood, self.beta = activation, likelihood, beta
+        self.warmup_epochs, self.objective, self.k = warmup_epochs, objective, k
+        self.alpha, self.epochs, self.batch_size, self.lr = alpha, epochs, batch_size, lr
+        self.shuffle, self.verbose, self.warm_start = shuffle, verbose, warm_start
+        self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
+        self.n_iter_no_change, self.seed, self.dtype = n_iter_no_change, seed, dtype
 
-        sizes = (self.n_features,) + self.hidden
-        top = sizes[-1]
-        self.encoder = Sequential(Dense(a, b, activation, seed=self.rng, dtype=self.dtype)
-                                  for a, b in zip(sizes[:-1], sizes[1:]))
-        self.mu_head = Dense(top, self.latent, "identity", seed=self.rng, dtype=self.dtype)
-        self.logvar_head = Dense(top, self.latent, "identity", seed=self.rng, dtype=self.dtype)
-        back = (self.latent,) + self.hidden[::-1] + (self.n_features,)
-        self.decoder = Sequential(
-            Dense(a, b, "identity" if i == len(back) - 2 else activation, seed=self.rng, dtype=self.dtype)
+    # -- settings and the network --------------------------------------------
+    def check_settings(self):
+        """The network's hyper-parameters, checked: a dict of their values."""
+        s = {"hidden": checks.sizes("hidden", self.hidden, allow_empty=True),
+             "latent": checks.positive_int("latent", self.latent),
+             "activation": get_activation(self.activation).name,
+             "likelihood": checks.one_of("likelihood", self.likelihood, LIKELIHOODS),
+             "beta": checks.number("beta", self.beta, low=0),
+             "warmup_epochs": checks.non_negative_int("warmup_epochs", self.warmup_epochs),
+             "objective": checks.one_of("objective", self.objective, OBJECTIVES),
+             "k": checks.positive_int("k", self.k)}
+        checks.number("alpha", self.alpha, low=0)
+        return s
+
+    network_settings = ("hidden", "latent", "activation", "likelihood")
+
+    @property
+    def needs_unit_interval(self):
+        return self.likelihood == "bernoulli"
+
+    unit_interval_alternative = "likelihood='gaussian'"
+
+    def parameter_shapes(self, n_features):
+        """name → shape of every parameter for data of width ``n_features`` (nothing built)."""
+        s = self.check_settings()
+        sizes, latent = (n_features,) + s["hidden"], s["latent"]
+        heads = {f"{head}.{k}": shape for head in ("mu", "logvar")
+                 for k, shape in (("W", (sizes[-1], latent)), ("b", (latent,)))}
+        shapes = {**stack_shapes("encoder", sizes), **heads,
+                  **stack_shapes("decoder", (latent,) + sizes[:0:-1] + (n_features,))}
+        if s["likelihood"] == "gaussian":
+            shapes["x_logvar"] = (n_features,)
+        return shapes
+
+    def make_network(self, n_features, rng):
+        """Encoder stack, μ and log σ² heads, decoder stack, weights drawn from ``rng``."""
+        s = self.settings_ = self.check_settings()
+        dtype, sizes = self.dtype_, (n_features,) + s["hidden"]
+        self.encoder_ = Sequential(Dense(a, b, s["activation"], seed=rng, dtype=dtype)
+                                   for a, b in zip(sizes[:-1], sizes[1:]))
+        self.mu_head_ = Dense(sizes[-1], s["latent"], "identity", seed=rng, dtype=dtype)
+        self.logvar_head_ = Dense(sizes[-1], s["latent"], "identity", seed=rng, dtype=dtype)
+        back = (s["latent"],) + s["hidden"][::-1] + (n_features,)
+        self.decoder_ = Sequential(
+            Dense(a, b, "identity" if i == len(back) - 2 else s["activation"], seed=rng, dtype=dtype)
             for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
         # log σ_x² of the Gaussian decoder, one per feature, starting at σ_x = 1
-        self.x_logvar = np.zeros(self.n_features, dtype=self.dtype) if likelihood == "gaussian" else None
-        self.history = {}
+        self.x_logvar_ = np.zeros(n_features, dtype=dtype) if s["likelihood"] == "gaussian" else None
+        self.kl_weight_ = s["beta"]
 
     @property
     def code_size(self):
-        return self.latent
+        return checks.positive_int("latent", self.latent)
 
-    @property
-    def params(self):
-        """Live parameters: ``encoder.<i>.W/b``, ``mu.W/b``, ``logvar.W/b``,
-        ``decoder.<i>.W/b`` and, for the Gaussian likelihood, ``x_logvar``."""
-        params = {f"encoder.{k}": v for k, v in self.encoder.params.items()}
-        params.update({f"mu.{k}": v for k, v in self.mu_head.params.items()})
-        params.update({f"logvar.{k}": v for k, v in self.logvar_head.params.items()})
-        params.update({f"decoder.{k}": v for k, v in self.decoder.params.items()})
-        if self.x_logvar is not None:
-            params["x_logvar"] = self.x_logvar
+    def network_params(self):
+        """``encoder.<i>.W/b``, ``mu.W/b``, ``logvar.W/b``, ``decoder.<i>.W/b`` and, for the
+        Gaussian likelihood, ``x_logvar``."""
+        params = {f"encoder.{k}": v for k, v in self.encoder_.params.items()}
+        params.update({f"mu.{k}": v for k, v in self.mu_head_.params.items()})
+        params.update({f"logvar.{k}": v for k, v in self.logvar_head_.params.items()})
+        params.update({f"decoder.{k}": v for k, v in self.decoder_.params.items()})
+        if self.x_logvar_ is not None:
+            params["x_logvar"] = self.x_logvar_
         return params
 
+    def describe(self):
+        s, d = self.settings_, self.n_features_in_
+        down = " → ".join(map(str, (d,) + s["hidden"]))
+        up = " → ".join(map(str, s["hidden"][::-1] + (d,)))
+        return (f"{down} → (μ, log σ²) {s['latent']} → {up}, {s['activation']}, "
+                f"{s['likelihood']} likelihood" + (f", IWAE k={s['k']}" if s["objective"] == "iwae"
+                                                  else "") + (f", β={s['beta']:g}" if s["beta"] != 1
+                                                              else ""))
+
     def begin_epoch(self, epoch):
-        """KL warm-up: β_epoch = β · min(1, (epoch + 1) / warmup_epochs)."""
-        ramp = 1.0 if self.warmup_epochs == 0 else min(1.0, (epoch + 1) / self.warmup_epochs)
-        self.current_beta = self.beta * ramp
+        """KL warm-up: β_epoch = β · min(1, (epoch + 1) / warmup_epochs); β outside training."""
+        s = self.built().settings_
+        ramp = (1.0 if s["warmup_epochs"] == 0 or epoch is None
+                else min(1.0, (epoch + 1) / s["warmup_epochs"]))
+        self.kl_weight_ = s["beta"] * ramp
 
     # -- the pieces of the model ----------------------------------------------
     def posterior(self, X):
         """``(mu, logvar)`` of q(z|x) for each row of X, each (n, latent)."""
-        def heads(x):
-            mu, logvar, _ = self._posterior_batch(x)
-            return np.concatenate([mu, logvar], axis=1)
-        both = self._map_rows(heads, X, self.n_features)
-        return both[:, :self.latent], both[:, self.latent:]
+        latent = self.built().code_size
+        both = np.empty((0, 2 * latent), dtype=self.dtype_)
+        parts = [np.concatenate(self._posterior_batch(chunk)[:2], axis=1)
+                 for _, chunk in self._chunks(X)]
+        both = np.concatenate(parts) if parts else both
+        return both[:, :latent], both[:, latent:]
 
     def _posterior_batch(self, X):
-        H = self.encoder.forward(X)
-        mu = self.mu_head.forward(H)
-        raw = self.logvar_head.forward(H)
-        logvar = np.clip(raw, LOGVAR_MIN, LOGVAR_MAX)
-        return mu, logvar, raw
+        H = self.encoder_.forward(X)
+        mu = self.mu_head_.forward(H)
+        raw = self.logvar_head_.forward(H)
+        return mu, np.clip(raw, LOGVAR_MIN, LOGVAR_MAX), raw
 
-    def _x_logvar(self):
-        return np.clip(self.x_logvar, LOGVAR_MIN, LOGVAR_MAX)
-
-    def _nll(self, out, X, *, per_example):
-        """−log p(x|z) from the decoder output: (loss, dout, dx_logvar or None)."""
-        if self.likelihood == "bernoulli":
-            return (*bce_with_logits(out, X, per_example=per_example), None)
-        x_logvar = self._x_logvar()
+    def _nll(self, logits, X, *, per_example):
+        """−log p(x|z) from the decoder output: (loss, dlogits, dx_logvar or None)."""
+        if self.settings_["likelihood"] == "bernoulli":
+            return (*bce_with_logits(logits, X, per_example=per_example), None)
+        x_logvar = np.clip(self.x_logvar_, LOGVAR_MIN, LOGVAR_MAX)
         if per_example == "rows":  # gradient of log σ_x² kept per row, for weighting
-            x_logvar = np.broadcast_to(x_logvar, out.shape)
-        return gaussian_nll(X, out, x_logvar, per_example=bool(per_example))
+            x_logvar = np.broadcast_to(x_logvar, logits.shape)
+        return gaussian_nll(X, logits, x_logvar, per_example=bool(per_example))
 
-    def _check_eps(self, eps, n):
-        shape = (n, self.latent) if self.objective == "elbo" else (self.k, n, self.latent)
-        if eps is None:
-            return self.rng.standard_normal(shape, dtype=self.dtype)
-        eps = np.asarray(eps, dtype=self.dtype)
-        if eps.shape != shape:
-            raise ValueError(f"eps must have shape {shape} for objective={self.objective!r}, "
-                             f"got {eps.shape}")
-        return eps
+    def draw_noise(self, n, rng):
+        """ε of n rows from ``rng``: (n, latent) for the ELBO, (k, n, latent) for IWAE."""
+        s = self.built().settings_
+        shape = (n, s["latent"]) if s["objective"] == "elbo" else (s["k"], n, s["latent"])
+        return rng.standard_normal(shape, dtype=self.dtype_)
 
     # -- loss and gradients ---------------------------------------------------
-    def _loss_and_grads(self, X, eps=None):
-        eps = self._check_eps(eps, X.shape[0]) if eps is None else eps
+    def network_loss_and_grads(self, X, eps):
         mu, logvar, raw = self._posterior_batch(X)
         std = np.exp(0.5 * logvar)
-        if self.objective == "elbo":
-            loss, dmu, dlogvar, dx_logvar = self._elbo_backward(X, mu, logvar, std, eps)
-        else:
-            loss, dmu, dlogvar, dx_logvar = self._iwae_backward(X, mu, logvar, std, eps)
+        backward = self._elbo_backward if self.settings_["objective"] == "elbo" else self._iwae_backward
+        loss, dmu, dlogvar, dx_logvar = backward(X, mu, logvar, std, eps)
         dlogvar *= (raw >= LOGVAR_MIN) & (raw <= LOGVAR_MAX)  # the clamp passes no gradient
-        dH = self.mu_head.backward(dmu)
-        dH += self.logvar_head.backward(dlogvar)
-        self.encoder.backward(dH, need_dX=False)
-        grads = {f"encoder.{k}": v for k, v in self.encoder.grads.items()}
-        grads.update({f"mu.{k}": v for k, v in self.mu_head.grads.items()})
-        grads.update({f"logvar.{k}": v for k, v in self.logvar_head.grads.items()})
-        grads.update({f"decoder.{k}": v for k, v in self.decoder.grads.items()})
-        if self.x_logvar is not None:
-            inside = (self.x_logvar >= LOGVAR_MIN) & (self.x_logvar <= LOGVAR_MAX)
+        dH = self.mu_head_.backward(dmu)
+        dH += self.logvar_head_.backward(dlogvar)
+        self.encoder_.backward(dH, need_dX=False)
+        grads = {f"encoder.{k}": v for k, v in self.encoder_.grads.items()}
+        grads.update({f"mu.{k}": v for k, v in self.mu_head_.grads.items()})
+        grads.update({f"logvar.{k}": v for k, v in self.logvar_head_.grads.items()})
+        grads.update({f"decoder.{k}": v for k, v in self.decoder_.grads.items()})
+        if self.x_logvar_ is not None:
+            inside = (self.x_logvar_ >= LOGVAR_MIN) & (self.x_logvar_ <= LOGVAR_MAX)
             grads["x_logvar"] = dx_logvar * inside
         return loss, grads
 
     def _elbo_backward(self, X, mu, logvar, std, eps):
         """One-sample −ELBO (β-weighted KL) and its gradients for μ, log σ², log σ_x²."""
         z = mu + std * eps
-        out = self.decoder.forward(z)
-        recon, dout, dx_logvar = self._nll(out, X, per_example=False)
+        recon, dlogits, dx_logvar = self._nll(self.decoder_.forward(z), X, per_example=False)
         kl, dmu_kl, dlogvar_kl = kl_normal(mu, logvar)
-        beta = self.current_beta
-        dz = self.decoder.backward(dout)
+        beta = self.kl_weight_
+        dz = self.decoder_.backward(dlogits)
         dmu = dz + beta * dmu_kl
         dlogvar = dz * eps * std * 0.5 + beta * dlogvar_kl
         return recon + beta * kl, dmu, dlogvar, dx_logvar
@@ -223,58 +261,73 @@ class VAE(Model):
     def _iwae_backward(self, X, mu, logvar, std, eps):
         """k-sample importance-weighted bound and its reparameterised gradients."""
         k, n = eps.shape[0], X.shape[0]
-        log_w, cache = self._log_weights(X, mu, logvar, std, eps, keep="rows")
-        z, out, dout, dx_logvar_rows = cache
+        beta = self.kl_weight_
+        log_w, (z, dlogits, dx_logvar_rows) = self._log_weights(X, mu, logvar, std, eps, beta,
+                                                                keep="rows")
         top = log_w.max(axis=0)
         w = np.exp(log_w - top)
         total = w.sum(axis=0)
         loss = -float(np.mean(np.log(total) + top - math.log(k)))
         weight = (w / total) / n                                      # w̃_i / n, shape (k, n)
-        # ∂(−log w_i)/∂out = ∂nll/∂out; the nll's gradient came divided by k·n rows
+        # ∂(−log w_i)/∂logits = ∂nll/∂logits; the nll's gradient came divided by k·n rows
         row_weight = (weight * (k * n)).reshape(-1, 1)
-        dz = self.decoder.backward(dout * row_weight)
-        dz += self.current_beta * z * weight.reshape(-1, 1)           # from −β log p(z_i)
-        dz = dz.reshape(k, n, self.latent)
+        dz = self.decoder_.backward(dlogits * row_weight)
+        dz += beta * z * weight.reshape(-1, 1)                        # from −β log p(z_i)
+        dz = dz.reshape(k, n, -1)
         dmu = dz.sum(axis=0)
-        dlogvar = (dz * eps).sum(axis=0) * std * 0.5 - self.current_beta * 0.5 / n  # −β log q part
+        dlogvar = (dz * eps).sum(axis=0) * std * 0.5 - beta * 0.5 / n  # the −β log q part
         dx_logvar = None
         if dx_logvar_rows is not None:
             dx_logvar = (dx_logvar_rows * row_weight).sum(axis=0)
         return loss, dmu, dlogvar, dx_logvar
 
-    def _log_weights(self, X, mu, logvar, std, eps, *, keep=None):
+    def _log_weights(self, X, mu, logvar, std, eps, beta, *, keep=None):
         """``log w_i = log p(x|z_i) + β [log p(z_i) − log q(z_i|x)]`` for eps (k, n, latent).
 
         With z = μ + σ ⊙ ε, ``log p(z) − log q(z|x) = ½ Σ_j (ε_j² + log σ_j² − z_j²)``
         (the ½ log 2π terms cancel).  Returns log w (k, n) and, with ``keep``,
         what the gradient needs.
         """
-        k, n = eps.shape[0], X.shape[0]
-        z = (mu + std * eps).reshape(k * n, self.latent)
-        out = self.decoder.forward(z)
-        X_rows = np.broadcast_to(X, (k, n, self.n_features)).reshape(k * n, self.n_features)
-        nll, dout, dx_logvar = self._nll(out, X_rows, per_example=keep or True)
-        eps_rows = eps.reshape(k * n, self.latent)
-        prior_minus_q = 0.5 * ((eps_rows * eps_rows - z * z).sum(axis=1) + np.tile(logvar.sum(axis=1), k))
-        log_w = (-nll + self.current_beta * prior_minus_q).reshape(k, n)
-        return log_w, (z, out, dout, dx_logvar)
+        k, n, latent = eps.shape
+        z = (mu + std * eps).reshape(k * n, latent)
+        logits = self.decoder_.forward(z)
+        X_rows = np.broadcast_to(X, (k, n, X.shape[1])).reshape(k * n, X.shape[1])
+        nll, dlogits, dx_logvar = self._nll(logits, X_rows, per_example=keep or True)
+        eps_rows = eps.reshape(k * n, latent)
+        prior_minus_q = 0.5 * ((eps_rows * eps_rows - z * z).sum(axis=1)
+                               + np.tile(logvar.sum(axis=1), k))
+        log_w = (-nll + beta * prior_minus_q).reshape(k, n)
+        return log_w, (z, dlogits, dx_logvar)
 
     # -- evaluation ------------------------------------------------------------
     def elbo(self, X, *, n_samples=1, seed=None):
         """Per-example ELBO (β = 1), averaged over ``n_samples`` draws of ε; shape (n,)."""
-        n_samples = check_size("n_samples", n_samples)
-        rng = rng_from(seed)
+        n_samples = checks.positive_int("n_samples", n_samples)
+        rng = checks.generator(seed)
+        parts = []
+        for _, x in self._chunks(X, fitting=True):
+            eps = rng.standard_normal((n_samples,) + (len(x), self.code_size), dtype=self.dtype_)
+            parts.append(self._elbo_rows(x, eps))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype_)
 
-        def batch_elbo(x):
-            mu, logvar, _ = self._posterior_batch(x)
-            std = np.exp(0.5 * logvar)
-            kl = kl_normal(mu, logvar, per_example=True)[0]
-            recon = np.zeros(x.shape[0], dtype=np.float64)
-            for _ in range(n_samples):
-                z = mu + std * rng.standard_normal(mu.shape, dtype=self.dtype)
-                recon += self._nll(self.decoder.forward(z), x, per_example=True)[0]
-            return -(recon / n_samples + kl)
-        return self._map_rows(batch_elbo, X, self.n_features)
+    def _elbo_rows(self, x, eps):
+        """Each row's ELBO estimated with the draws ``eps`` (S, n, latent) or (S, 1, latent)."""
+        mu, logvar, _ = self._posterior_batch(x)
+        std = np.exp(0.5 * logvar)
+        recon = np.zeros(x.shape[0], dtype=np.float64)
+        for e in eps:
+            recon += self._nll(self.decoder_.forward(mu + std * e), x, per_example=True)[0]
+        return -(recon / len(eps) + kl_normal(mu, logvar, per_example=True)[0])
+
+    def score_batch(self, X):
+        """Each row's ELBO (β = 1) from SCORE_DRAWS draws of ε shared by every row (seed 0):
+        deterministic, and independent of the other rows.  Bernoulli targets outside [0, 1]
+        are clipped to it, with a warning."""
+        if self.settings_["likelihood"] == "bernoulli":
+            X = unit_interval_targets(X)
+        eps = np.random.default_rng(0).standard_normal((SCORE_DRAWS, 1, self.code_size),
+                                                       dtype=self.dtype_)
+        return self._elbo_rows(X, eps).astype(self.dtype_)
 
     def log_likelihood(self, X, *, k=1000, seed=None):
         """Per-example importance-weighted estimate of log p(x) with k samples (the IWAE bound).
@@ -286,49 +339,37 @@ class VAE(Model):
         computed with logsumexp, in passes of at most ~8k decoder rows so memory
         stays bounded for any k.  It is at least the ELBO on average and grows with k.
         """
-        k = check_size("k", k)
-        rng = rng_from(seed)
-        beta, self.current_beta = self.current_beta, 1.0
+        k = checks.positive_int("k", k)
+        rng = checks.generator(seed)
+        parts = []
+        for _, chunk in self._chunks(X, fitting=True):
+            for start in range(0, len(chunk), 256):
+                parts.append(self._log_likelihood_rows(chunk[start:start + 256], k, rng))
+        return np.concatenate(parts) if parts else np.zeros(0)
 
-        def batch_log_likelihood(x):
-            n = x.shape[0]
-            mu, logvar, _ = self._posterior_batch(x)
-            std = np.exp(0.5 * logvar)
-            running = np.full(n, -np.inf)
-            per_pass = max(1, _ROWS_PER_PASS // n)
-            for start in range(0, k, per_pass):
-                eps = rng.standard_normal((min(per_pass, k - start), n, self.latent), dtype=self.dtype)
-                log_w = self._log_weights(x, mu, logvar, std, eps)[0].astype(np.float64)
-                top = log_w.max(axis=0)
-                running = np.logaddexp(running, top + np.log(np.exp(log_w - top).sum(axis=0)))
-            return running - math.log(k)
-
-        try:
-            X = check_rows(X, self.n_features, allow_empty=True)
-            chunks = [self._map_rows(batch_log_likelihood, X[i:i + 256], self.n_features)
-                      for i in range(0, X.shape[0], 256)]
-            return np.concatenate(chunks) if chunks else np.zeros(0)
-        finally:
-            self.current_beta = beta
+    def _log_likelihood_rows(self, x, k, rng):
+        n = x.shape[0]
+        mu, logvar, _ = self._posterior_batch(x)
+        std = np.exp(0.5 * logvar)
+        running = np.full(n, -np.inf)
+        per_pass = max(1, ROWS_PER_PASS // n)
+        for start in range(0, k, per_pass):
+            eps = rng.standard_normal((min(per_pass, k - start), n, self.code_size), dtype=self.dtype_)
+            log_w = self._log_weights(x, mu, logvar, std, eps, 1.0)[0].astype(np.float64)
+            top = log_w.max(axis=0)
+            running = np.logaddexp(running, top + np.log(np.exp(log_w - top).sum(axis=0)))
+        return running - math.log(k)
 
     def sample(self, n, *, seed=None):
         """``n`` draws from the model: decoded means for z ~ N(0, I); shape (n, n_features)."""
-        n = check_size("n", n)
-        z = rng_from(seed).standard_normal((n, self.latent), dtype=self.dtype)
+        n = checks.positive_int("n", n)
+        z = checks.generator(seed).standard_normal((n, self.built().code_size), dtype=self.dtype_)
         return self.decode(z)
 
-    def _encode_batch(self, X):
+    # -- checked batches -----------------------------------------------------------
+    def encode_batch(self, X):
         return self._posterior_batch(X)[0].copy()
 
-    def _decode_batch(self, Z):
-        out = self.decoder.forward(Z)
-        return sigmoid(out) if self.likelihood == "bernoulli" else out.copy()
-
-    def __repr__(self):
-        sizes = " → ".join(str(s) for s in (self.n_features,) + self.hidden)
-        back = " → ".join(str(s) for s in self.hidden[::-1] + (self.n_features,))
-        extras = "".join(f", {k}={getattr(self, k)!r}" for k in ("objective", "k", "warmup_epochs")
-                         if getattr(self, k) not in ("elbo", 1, 0))
-        return (f"VAE({sizes} → (μ, log σ²) {self.latent} → {back}, activation={self.activation!r}, "
-                f"likelihood={self.likelihood!r}, beta={self.beta:g}{extras}; "
-                f"{self.n_parameters:,} parameters)")
+    def decode_batch(self, Z):
+        logits = self.decoder_.forward(Z)
+        return sigmoid(logits) if self.settings_["likelihood"] == "bernoulli" else logits.copy()

@@ -7,11 +7,15 @@ and rounding error ~ε·|L|/h (ε = 2.2e-16), so for losses of order 1–10 the
 best step is h ≈ 1e-5; the checker's default h = 1e-6 is the textbook one.
 """
 
+import copy
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# scikit-learn's Array API check runs (on NumPy) only with this set before SciPy is imported
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=25,
@@ -48,3 +52,25 @@ def assert_gradients_ok(report, tol=GRAD_TOL):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def snapshot(model):
+    """Everything a refused call must leave alone: parameters, generators, history, attributes."""
+    state = getattr(model, "training_", None)
+    return {"params": {k: v.copy() for k, v in model.params.items()},
+            "rng": copy.deepcopy(model.rng_.bit_generator.state),
+            "training_rng": None if state is None else copy.deepcopy(state.rng.bit_generator.state),
+            "history": copy.deepcopy(model.history_),
+            "attributes": sorted(vars(model))}
+
+
+def assert_unchanged(model, before):
+    after = snapshot(model)
+    assert after["params"].keys() == before["params"].keys()
+    for name, value in before["params"].items():
+        assert np.array_equal(after["params"][name], value), f"{name} changed"
+        assert after["params"][name].dtype == value.dtype
+    assert after["rng"] == before["rng"], "the model's generator advanced"
+    assert after["training_rng"] == before["training_rng"], "the training generator advanced"
+    assert after["history"] == before["history"]
+    assert after["attributes"] == before["attributes"]

@@ -40,7 +40,7 @@ def problems(draw, *, several_layers):
 
 def hidden_preactivations(model, X):
     """Every relu pre-activation A = H W + b of the model on X, computed from its parameters."""
-    layers = model.encoder.layers + model.decoder.layers[:-1]
+    layers = model.encoder_.layers + model.decoder_.layers[:-1]
     values, layer_input = [], X
     for layer in layers:
         A = layer_input @ layer.params["W"] + layer.params["b"]
@@ -87,7 +87,7 @@ def test_gradients_match_central_differences(output, loss, tied, several_layers,
 
 def test_relu_gradients_away_from_the_kink():
     """relu is smooth wherever no pre-activation changes sign within ±h of the draw."""
-    m = npae.Autoencoder(6, (5, 3), activation="relu", seed=7, dtype="float64")
+    m = npae.Autoencoder(6, (5, 3), activation="relu", seed=7, dtype="float64").built()
     X = np.random.default_rng(7).random((4, 6))
     A = hidden_preactivations(m, X)
     assert np.abs(A).min() > 1e3 * H, "the draw must keep every relu clear of its kink"
@@ -104,7 +104,7 @@ def test_tied_decoder_weight_is_a_live_transpose_of_the_encoder_weight(rng):
     assert m.n_parameters == d * k + k + d           # one W for the pair, two biases
 
     W = m.params["encoder.0.W"]
-    W_dec = m.decoder.layers[0].params["W"]
+    W_dec = m.decoder_.layers[0].params["W"]
     assert np.shares_memory(W, W_dec) and np.array_equal(W_dec, W.T)
     W[2, 1] += 0.5                                    # change the encoder ...
     assert W_dec[1, 2] == W[2, 1]                     # ... and the decoder sees it
@@ -115,7 +115,7 @@ def test_tied_decoder_weight_is_a_live_transpose_of_the_encoder_weight(rng):
     np.testing.assert_allclose(m.reconstruct(X), x_hat, rtol=1e-12)
 
     m.fit(X, epochs=3, batch_size=2, verbose=0, seed=0)   # Adam updates W in place
-    assert np.array_equal(m.decoder.layers[0].params["W"], m.params["encoder.0.W"].T)
+    assert np.array_equal(m.decoder_.layers[0].params["W"], m.params["encoder.0.W"].T)
 
 
 # -- the linear autoencoder finds PCA ------------------------------------------------
@@ -146,19 +146,34 @@ def test_linear_autoencoder_reaches_the_pca_optimum():
 
 # -- training: determinism and history ---------------------------------------------
 def test_same_seed_gives_bit_identical_parameters_after_fit():
+    """fit's seed seeds everything: the initial weights (stream 0 of
+    ``checks.generators(seed, 4)``, as for a fresh model with that seed) and the
+    shuffles (stream 1); the constructor's seed is replaced by fit's."""
     X, _ = npae.datasets.load_digits()
     X = X[:200]
 
-    def trained(model_seed, fit_seed):
-        m = npae.Autoencoder(64, (16,), seed=model_seed)   # float32, the default
+    def trained(model_seed, fit_seed, *, warm_start=False):
+        m = npae.Autoencoder(64, (16,), seed=model_seed, warm_start=warm_start)   # float32
+        if warm_start:
+            m.built()   # the weights of model_seed, which a warm fit keeps as its start
         return m.fit(X, epochs=2, batch_size=32, verbose=0, seed=fit_seed).params
 
     first, again, other = trained(3, 5), trained(3, 5), trained(3, 6)
-    initial = npae.Autoencoder(64, (16,), seed=3).params
+    initial = npae.Autoencoder(64, (16,), seed=5).params   # where fit(seed=5) starts
     assert all(p.dtype == np.float32 for p in first.values())
     assert all(np.array_equal(first[name], again[name]) for name in first)
     assert not all(np.array_equal(first[name], initial[name]) for name in first)  # it trained
-    assert not all(np.array_equal(first[name], other[name]) for name in first)    # shuffles differ
+    assert not all(np.array_equal(first[name], other[name]) for name in first)    # seeds differ
+    # the constructor's seed does not matter once fit is given one
+    assert all(np.array_equal(first[name], trained(4, 5)[name]) for name in first)
+
+    # from the same initial weights (seed 5's, kept by warm_start), fit's seed still
+    # decides the shuffles: seed 5 replays the cold fit bit for bit, seed 6 differs
+    warm_same = trained(5, 5, warm_start=True)
+    warm_other = trained(5, 6, warm_start=True)
+    assert all(np.array_equal(first[name], warm_same[name]) for name in first)
+    assert not all(np.array_equal(first[name], warm_other[name]) for name in first)  # shuffles differ
+    assert not all(np.array_equal(other[name], warm_other[name]) for name in first)  # not seed 6's start
 
 
 def test_history_records_one_loss_per_epoch_and_the_validation_loss():

@@ -129,7 +129,7 @@ def well_conditioned(arrays):
 
 def pre_activations(layer):
     """A = X W + b of the layer's last forward pass."""
-    return layer._X @ layer.params["W"] + layer.params["b"]
+    return layer.X @ layer.params["W"] + layer.params["b"]
 
 
 def analytic_gradients(layer, X, dY):
@@ -261,17 +261,20 @@ def test_a_generator_is_accepted_and_advanced():
     assert Dense(5, 4, seed=np.int64(7)).params["W"].tolist() == from_int.tolist()
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "7", True, [1, 2]])
-def test_bad_seed(seed):
-    with pytest.raises(TypeError, match="seed"):
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("7", TypeError),
+                                         (True, TypeError), ([1, 2], TypeError)])
+def test_bad_seed(seed, error):
+    with pytest.raises(error, match="seed"):
         Dense(2, 3, seed=seed)
 
 
 @pytest.mark.parametrize("argument", ["n_in", "n_out"])
-@pytest.mark.parametrize("value", [0, -2, 2.0, True, "3", None])
-def test_bad_size(argument, value):
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-2, ValueError), (2.0, TypeError),
+                                          (True, TypeError), ("3", TypeError), (None, TypeError)])
+def test_bad_size(argument, value, error):
+    # a wrong type is a TypeError, a wrong value a ValueError; both name the argument
     sizes = {"n_in": 2, "n_out": 3, argument: value}
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(error, match=argument):
         Dense(sizes["n_in"], sizes["n_out"])
 
 

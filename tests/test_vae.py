@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import npae
-from npae.vae import _ROWS_PER_PASS
+from npae.vae import ROWS_PER_PASS
 
 LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = ["bernoulli", "gaussian"]
@@ -34,10 +34,10 @@ def kl_to_standard_normal(mu, logvar):
 
 def log_p_x_given_z(model, X, Z):
     """The decoder's log-density of each row of X given each row of Z, through ``decode``."""
-    mean = model.decode(Z.reshape(-1, model.latent)).reshape(Z.shape[:-1] + (model.n_features,))
+    mean = model.decode(Z.reshape(-1, model.latent)).reshape(Z.shape[:-1] + (model.n_features_in_,))
     if model.likelihood == "bernoulli":
         return bernoulli_log_density(X, mean)
-    return gaussian_log_density(X, mean, model.x_logvar)
+    return gaussian_log_density(X, mean, model.x_logvar_)
 
 
 def log_weights(model, X, eps, beta=1.0):
@@ -59,7 +59,7 @@ def small_vae(likelihood, *, hidden=(4,), latent=2, d=5, beta=1.0, seed=0, **opt
     m = npae.VAE(d, hidden, latent, activation="tanh", likelihood=likelihood, beta=beta,
                  seed=seed, dtype="float64", **options)
     if likelihood == "gaussian":
-        m.x_logvar[:] = np.random.default_rng(seed + 1).normal(0.0, 0.5, d)
+        m.built().x_logvar_[:] = np.random.default_rng(seed + 1).normal(0.0, 0.5, d)
     return m
 
 
@@ -97,7 +97,7 @@ def test_loss_is_minus_the_elbo_assembled_from_its_parts(likelihood, rng):
     np.testing.assert_allclose(loss, expected, rtol=1e-12)
 
     if likelihood == "bernoulli":   # the same reconstruction term from the decoder's logits
-        logits = m.decoder.forward(z)
+        logits = m.decoder_.forward(z)
         recon, _ = npae.losses.bce_with_logits(logits, X)
         np.testing.assert_allclose(recon, np.mean(-log_p_x_given_z(m, X, z)), rtol=1e-12)
 
@@ -160,7 +160,7 @@ def test_gradients_match_central_differences(likelihood, objective, depth, data)
                  objective=objective, k=k, seed=seed, dtype="float64")
     rng = np.random.default_rng(seed)
     if likelihood == "gaussian":
-        m.x_logvar[:] = rng.normal(0.0, 0.5, d)
+        m.built().x_logvar_[:] = rng.normal(0.0, 0.5, d)
     X = data_for(likelihood, n, d, rng)
     eps = rng.standard_normal((n, latent) if objective == "elbo" else (k, n, latent))
     assume(well_conditioned(*m.loss_and_grads(X, eps=eps)))
@@ -174,14 +174,14 @@ def test_log_likelihood_in_passes_equals_the_bound_computed_in_one_go(rng):
     over passes gives log (1/k) Σ_i w_i as if all k weights were formed at once —
     with β = 1 whatever the model's β, since this estimates log p(x)."""
     n = 3
-    k = 2 * (_ROWS_PER_PASS // n) + 7
-    assert k > _ROWS_PER_PASS // n
+    k = 2 * (ROWS_PER_PASS // n) + 7
+    assert k > ROWS_PER_PASS // n
     m = small_vae("bernoulli", beta=2.0)
     X = rng.random((n, 5))
     eps = np.random.default_rng(11).standard_normal((k, n, 2))   # the draws log_likelihood makes
     expected = log_mean_exp(log_weights(m, X, eps, beta=1.0))
     np.testing.assert_allclose(m.log_likelihood(X, k=k, seed=11), expected, rtol=1e-10)
-    assert m.current_beta == 2.0   # the model's β is put back
+    assert m.kl_weight_ == 2.0   # the model's β is put back
 
 
 def test_log_likelihood_grows_with_k_and_bounds_the_elbo(trained, digits):
@@ -225,36 +225,43 @@ def test_sample_decodes_standard_normal_draws(trained):
 
 # -- training ------------------------------------------------------------------
 def test_same_seed_gives_bit_identical_parameters_after_fit(digits):
-    def trained_params(fit_seed):
-        m = npae.VAE(64, (32,), latent=4, seed=1)
+    def trained_params(fit_seed, model_seed=1):
+        m = npae.VAE(64, (32,), latent=4, seed=model_seed)
         return m.fit(digits[:300], epochs=2, batch_size=50, verbose=0, seed=fit_seed).params
 
     first, again, other = trained_params(0), trained_params(0), trained_params(1)
     assert all(p.dtype == np.float32 for p in first.values())
     assert all(np.array_equal(first[name], again[name]) for name in first)
     assert not all(np.array_equal(first[name], other[name]) for name in first)
+    # fit's seed seeds the weights as well as ε and the shuffles: the constructor's seed is replaced
+    assert all(np.array_equal(first[name], trained_params(0, model_seed=2)[name]) for name in first)
 
 
 def test_kl_warmup_raises_beta_linearly_over_the_first_epochs(digits):
     """β_epoch = β · min(1, (epoch + 1) / N) for N = warmup_epochs."""
     beta, N = 2.0, 4
-    m = npae.VAE(64, (16,), latent=2, beta=beta, warmup_epochs=N, seed=0)
+    m = npae.VAE(64, (16,), latent=2, beta=beta, warmup_epochs=N, seed=0).built()
     ramp = []
     for epoch in range(6):
         m.begin_epoch(epoch)
-        ramp.append(m.current_beta)
+        ramp.append(m.kl_weight_)
     np.testing.assert_allclose(ramp, [beta * min(1, (e + 1) / N) for e in range(6)], rtol=1e-15)
 
     X = digits[:64].astype(np.float64)
     m = npae.VAE(64, (16,), latent=2, beta=beta, warmup_epochs=N, seed=0, dtype="float64")
-    twin = npae.VAE(64, (16,), latent=2, beta=beta, warmup_epochs=N, seed=0, dtype="float64")
+    # fit(seed=9) starts from seed 9's weights (stream 0), as a fresh model with seed 9 does
+    twin = npae.VAE(64, (16,), latent=2, beta=beta, warmup_epochs=N, seed=9,
+                    dtype="float64").built()
     m.fit(X, epochs=2, batch_size=64, shuffle=False, verbose=0, seed=9)
-    assert m.current_beta == beta * 2 / N
-    # the first epoch's (only) step was taken on the loss with β / N, on ε from the seed
-    twin.current_beta, twin.rng = beta / N, np.random.default_rng(9)
-    np.testing.assert_allclose(m.history["loss"][0], twin.loss_and_grads(X)[0], rtol=1e-12)
+    assert m.kl_weight_ == beta * 2 / N
+    # the first epoch's (only) step was taken on the loss with β / N, on ε from the seed's
+    # training stream (stream 1 of checks.generators(9, 4): nothing is shuffled before it)
+    twin.kl_weight_ = beta / N
+    eps = twin.draw_noise(64, npae.checks.generators(9, 4)[1])
+    np.testing.assert_allclose(m.history["loss"][0], twin.loss_and_grads(X, eps=eps)[0],
+                               rtol=1e-12)
     m.fit(X, epochs=5, verbose=0)
-    assert m.current_beta == beta
+    assert m.kl_weight_ == beta
 
 
 def test_training_on_the_digits_lowers_the_loss(digits):

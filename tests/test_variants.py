@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import H, assert_gradients_ok, well_conditioned
@@ -129,11 +129,43 @@ def test_iwae_gradients(likelihood, size, k):
 def test_warmup_gradients_at_an_intermediate_epoch(objective, size):
     n, d, latent, seed = size
     model = VAE(d, (3,), latent, activation="tanh", beta=2.0, warmup_epochs=4, objective=objective,
-                k=3, dtype="float64", seed=seed)
+                k=3, dtype="float64", seed=seed).built()
     model.begin_epoch(1)  # β_1 = 2 · 2/4 = 1
-    assert model.current_beta == 1.0 < model.beta
+    assert model.kl_weight_ == 1.0 < model.beta
     shape = (n, latent) if objective == "elbo" else (3, n, latent)
     check_model(model, data(seed, n, d), eps=np.random.default_rng(seed + 1).standard_normal(shape))
+
+
+# --- the L2 penalty alpha: loss += (α/2) Σ ‖W‖² over the "*.W" matrices, gradient α·W ------
+ALPHAS = st.sampled_from([0.05, 0.5, 2.0])  # small to dominant next to the loss's own gradient
+AE_WITH_ALPHA = {"untied": {}, "tied": {"tied": True},
+                 "sparse-l1": {"sparsity": "l1", "sparsity_weight": 0.1}}
+
+
+@pytest.mark.parametrize("variant", sorted(AE_WITH_ALPHA))
+@given(size=sizes, alpha=ALPHAS)
+def test_alpha_gradients_autoencoder(variant, size, alpha):
+    # tied: the shared W is penalised once, its gradient Σ of both uses + α·W
+    n, d, code, seed = size
+    model = autoencoder(d, code, seed, alpha=alpha, **AE_WITH_ALPHA[variant])
+    check_model(model, data(seed, n, d))
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@settings(max_examples=8)  # 4 × 8 whole-VAE checks (every entry, ~0.1 s each): the file stays fast
+@given(size=sizes, alpha=ALPHAS)
+def test_alpha_gradients_vae(likelihood, objective, size, alpha):
+    # the penalty covers encoder, μ, log σ² and decoder weights, never x_logvar
+    n, d, latent, seed = size
+    k = 3 if objective == "iwae" else 1
+    model = VAE(d, (3,), latent, activation="tanh", likelihood=likelihood, objective=objective,
+                k=k, beta=0.5, alpha=alpha, dtype="float64", seed=seed).built()
+    rng = np.random.default_rng(seed + 1)
+    if likelihood == "gaussian":
+        model.x_logvar_[:] = rng.normal(0.0, 0.5, d)
+    shape = (n, latent) if objective == "elbo" else (k, n, latent)
+    check_model(model, data(seed, n, d), eps=rng.standard_normal(shape))
 
 
 # --- contractive: the penalty is λ · mean ‖J‖²_F -------------------------------------
@@ -187,12 +219,98 @@ def test_kl_sparsity_penalty_vanishes_when_every_mean_activation_is_rho():
     assert sparse.loss_and_grads(X)[0] - plain.loss_and_grads(X)[0] == pytest.approx(expected)
 
 
+# --- alpha: the penalty is (α/2) Σ ‖W‖² over the weight matrices, worked by hand -------
+# Each model's parameters split into its weight matrices (with their number of entries,
+# counted from the layer sizes) and the rest: biases, and the Gaussian decoder's log σ_x².
+ALPHA_MODELS = {
+    # 5 → 4 → 3 → 4 → 5: 5·4 + 4·3 + 3·4 + 4·5 = 64 weights
+    "autoencoder": (lambda: Autoencoder(5, (4, 3), activation="tanh", dtype="float64", seed=0),
+                    {"encoder.0.W", "encoder.1.W", "decoder.0.W", "decoder.1.W"}, 64,
+                    {"encoder.0.b", "encoder.1.b", "decoder.0.b", "decoder.1.b"}),
+    # the same net, tied: each shared matrix is one parameter, penalised once: 5·4 + 4·3 = 32
+    "tied": (lambda: Autoencoder(5, (4, 3), activation="tanh", tied=True, dtype="float64",
+                                 seed=0),
+             {"encoder.0.W", "encoder.1.W"}, 32,
+             {"encoder.0.b", "encoder.1.b", "decoder.0.b", "decoder.1.b"}),
+    # 5 → 4 → (μ, log σ²) 2 → 4 → 5: 5·4 + 4·2 + 4·2 + 2·4 + 4·5 = 64 weights
+    "gaussian-vae": (lambda: VAE(5, (4,), 2, activation="tanh", likelihood="gaussian",
+                                 dtype="float64", seed=0),
+                     {"encoder.0.W", "mu.W", "logvar.W", "decoder.0.W", "decoder.1.W"}, 64,
+                     {"encoder.0.b", "mu.b", "logvar.b", "decoder.0.b", "decoder.1.b",
+                      "x_logvar"}),
+}
+
+
+@pytest.mark.parametrize("name", ALPHA_MODELS)
+def test_alpha_penalty_is_half_alpha_times_the_sum_of_squared_weights(name):
+    make, weights, n_weights, unpenalised = ALPHA_MODELS[name]
+    alpha, n = 0.3, 4
+    model = make()
+    assert set(model.params) == weights | unpenalised   # nothing left out of the split
+    assert sum(model.params[w].size for w in weights) == n_weights
+    X = data(11, n, 5)
+    eps = np.random.default_rng(12).standard_normal((n, 2)) if isinstance(model, VAE) else None
+
+    # every weight 0.5, every bias and log σ_x² 2.0: penalty (0.3 / 2) · 0.5² · n_weights
+    for w, p in model.params.items():
+        p[...] = 0.5 if w in weights else 2.0
+    plain_loss, plain_grads = model.loss_and_grads(X, eps=eps)
+    model.set_params(alpha=alpha)                       # applies at the next loss_and_grads
+    loss, grads = model.loss_and_grads(X, eps=eps)
+    assert loss - plain_loss == pytest.approx(0.15 * 0.25 * n_weights, rel=1e-12)
+    for w in weights:
+        np.testing.assert_allclose(grads[w] - plain_grads[w], 0.15, rtol=1e-12)   # α · 0.5
+    for b in unpenalised:                               # no penalty: exactly the same gradient
+        np.testing.assert_array_equal(grads[b], plain_grads[b])
+
+    # random weights: (α/2) Σ_W Σ_ij W_ij², and α·W; biases and log σ_x² still free
+    rng = np.random.default_rng(13)
+    for p in model.params.values():
+        p[...] = rng.normal(0.0, 0.7, p.shape)
+    squares = sum(float(np.sum(model.params[w] ** 2)) for w in weights)
+    loss, grads = model.loss_and_grads(X, eps=eps)
+    model.alpha = 0.0
+    plain_loss, plain_grads = model.loss_and_grads(X, eps=eps)
+    assert loss - plain_loss == pytest.approx(alpha / 2 * squares, rel=1e-12)
+    for w in weights:
+        np.testing.assert_allclose(grads[w] - plain_grads[w], alpha * model.params[w],
+                                   rtol=1e-10, atol=1e-15)
+    for b in unpenalised:
+        np.testing.assert_array_equal(grads[b], plain_grads[b])
+    # moving a bias or log σ_x² leaves the penalty where it was
+    for b in unpenalised:
+        model.params[b][...] += 5.0
+    plain_loss = model.loss_and_grads(X, eps=eps)[0]
+    model.alpha = alpha
+    assert model.loss_and_grads(X, eps=eps)[0] - plain_loss == pytest.approx(alpha / 2 * squares,
+                                                                            rel=1e-10)
+
+
+def test_fit_descends_the_penalised_loss():
+    """Full batch, no shuffling, plain SGD: epoch e records L(θ_e) + (α/2) Σ ‖W‖², and
+    θ_{e+1} = θ_e − η (∇L(θ_e) + α W_e) — the weights decay, the biases do not."""
+    X, alpha, lr = data(14, 8, 5), 0.5, 0.3
+    model = Autoencoder(5, (3,), activation="tanh", alpha=alpha, dtype="float64", seed=2)
+    twin = Autoencoder(5, (3,), activation="tanh", dtype="float64", seed=2)   # no alpha
+    expected = []
+    for _ in range(3):
+        loss, grads = twin.loss_and_grads(X)
+        weights = {w: p for w, p in twin.params.items() if w.endswith(".W")}
+        expected.append(loss + alpha / 2 * sum(float(np.sum(W ** 2)) for W in weights.values()))
+        for w, p in twin.params.items():
+            p -= lr * (grads[w] + alpha * p if w in weights else grads[w])
+    model.fit(X, epochs=3, batch_size=8, shuffle=False, optimizer=npae.SGD(lr), verbose=0)
+    np.testing.assert_allclose(model.history["loss"], expected, rtol=1e-12)
+    for w in twin.params:
+        np.testing.assert_allclose(model.params[w], twin.params[w], rtol=1e-12, atol=1e-15)
+
+
 # --- denoising (mask): ν of the inputs zeroed; the target is the clean X ----------------
 @pytest.mark.parametrize("nu", [0.1, 0.3, 0.7])
 def test_mask_zeroes_about_nu_of_the_inputs(nu):
-    model = Autoencoder(50, (8,), noise="mask", noise_level=nu, dtype="float64", seed=0)
+    model = Autoencoder(50, (8,), noise="mask", noise_level=nu, dtype="float64", seed=0).built()
     X = np.ones((400, 50))
-    U = model._check_eps(None, X.shape[0])  # the model's own uniform draws
+    U = model.draw_noise(X.shape[0], model.rng_)  # the model's own uniform draws
     zeroed = np.mean(model.corrupt(X, U) == 0)
     sd = np.sqrt(nu * (1 - nu) / X.size)  # binomial standard deviation of the fraction
     assert abs(zeroed - nu) < 5 * sd
@@ -202,10 +320,10 @@ def test_mask_zeroes_about_nu_of_the_inputs(nu):
 def test_denoising_scores_the_reconstruction_against_the_clean_input():
     n, d = 5, 6
     X = data(3, n, d)
-    model = autoencoder(d, 3, 4, noise="mask", noise_level=0.4)
+    model = autoencoder(d, 3, 4, noise="mask", noise_level=0.4).built()
     U = np.random.default_rng(5).random((n, d))
     X_tilde = model.corrupt(X, U)
-    logits = model.decoder.forward(model.encoder.forward(X_tilde))
+    logits = model.decoder_.forward(model.encoder_.forward(X_tilde))
     loss = model.loss_and_grads(X, eps=U)[0]
     assert loss == pytest.approx(bce_with_logits(logits, X)[0], rel=1e-12)
     assert loss != pytest.approx(bce_with_logits(logits, X_tilde)[0], rel=1e-3)
@@ -250,21 +368,21 @@ def test_iwae_loss_falls_as_k_grows():
 
 # --- warm-up: β rises linearly ----------------------------------------------------------
 def test_warmup_ramps_beta_linearly_then_holds():
-    model = VAE(6, (4,), 2, beta=2.0, warmup_epochs=4, seed=0)
+    model = VAE(6, (4,), 2, beta=2.0, warmup_epochs=4, seed=0).built()
     betas = []
     for epoch in range(7):
         model.begin_epoch(epoch)
-        betas.append(model.current_beta)
+        betas.append(model.kl_weight_)
     np.testing.assert_allclose(betas, [0.5, 1.0, 1.5, 2.0, 2.0, 2.0, 2.0])
-    plain = VAE(6, (4,), 2, beta=2.0, seed=0)
+    plain = VAE(6, (4,), 2, beta=2.0, seed=0).built()
     plain.begin_epoch(0)
-    assert plain.current_beta == 2.0
+    assert plain.kl_weight_ == 2.0
 
 
 def test_warmup_loss_is_reconstruction_plus_ramped_beta_times_kl():
     # L_e = recon + β_e KL with ε fixed: equal steps in β give equal steps in the loss
     X = data(9, 5, 6)
-    model = VAE(6, (4,), 2, beta=3.0, warmup_epochs=3, dtype="float64", seed=0)
+    model = VAE(6, (4,), 2, beta=3.0, warmup_epochs=3, dtype="float64", seed=0).built()
     eps = np.random.default_rng(0).standard_normal((5, 2))
     losses = []
     for epoch in range(3):
@@ -272,13 +390,13 @@ def test_warmup_loss_is_reconstruction_plus_ramped_beta_times_kl():
         losses.append(model.loss_and_grads(X, eps=eps)[0])
     assert losses[2] - losses[1] == pytest.approx(losses[1] - losses[0], rel=1e-10)
     model.begin_epoch(0)
-    assert model.current_beta == pytest.approx(1.0)
+    assert model.kl_weight_ == pytest.approx(1.0)
 
 
 def test_fit_applies_the_warmup_each_epoch():
     X = npae.datasets.load_digits()[0][:64]
     model = VAE(64, (16,), 2, beta=1.0, warmup_epochs=4, seed=0).fit(X, epochs=2, verbose=0)
-    assert model.current_beta == pytest.approx(0.5)
+    assert model.kl_weight_ == pytest.approx(0.5)
 
 
 # --- each variant from the command line -----------------------------------------------
