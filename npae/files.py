@@ -205,13 +205,13 @@ def _reserve(f, size, path):
     """Give the open file ``size`` bytes of real disk space, or refuse: ValueError."""
     free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
     if size > free:
-        raise ValueError(f"{path}: the output needs {_size(size)}, but the disk has only "
-                         f"{_size(free)} free")
+        raise ValueError(f"{path}: the output needs {readable_size(size)}, but the disk has only "
+                         f"{readable_size(free)} free")
     try:
         os.posix_fallocate(f.fileno(), 0, size)
     except (AttributeError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-            raise ValueError(f"{path}: cannot reserve {_size(size)} on the disk "
+            raise ValueError(f"{path}: cannot reserve {readable_size(size)} on the disk "
                              f"({exc.strerror})") from None
         f.truncate(size)  # this file system cannot reserve space: the free-space check stands
 
@@ -239,9 +239,10 @@ def same_file(a, b):
         return False
 
 
-def _size(n):
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
+def readable_size(n):
+    """``n`` bytes in words: "512 bytes", "3.1 GB" (powers of 1000)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000
 
@@ -304,8 +305,8 @@ class Archive:
             if dtype.kind != "U" or shape != ():
                 self.refuse("its npae metadata is not a JSON string")
             if dtype.itemsize > limit:
-                self.refuse(f"its metadata declares {_size(dtype.itemsize)}, more than the "
-                            f"{_size(limit)} npae reads")
+                self.refuse(f"its metadata declares {readable_size(dtype.itemsize)}, more than the "
+                            f"{readable_size(limit)} npae reads")
             raw = self._read_exactly(f, dtype.itemsize, self.meta_name)
         text = np.frombuffer(raw, dtype=dtype)[0]
         try:
@@ -373,7 +374,7 @@ class Archive:
                         f"its header needs {total}")
         ceiling = info.compress_size * (DEFLATE_MAX_RATIO if info.compress_type else 1) + 64
         if total > ceiling:
-            self.refuse(f"member {name!r} claims {_size(total)} from {_size(info.compress_size)} "
+            self.refuse(f"member {name!r} claims {readable_size(total)} from {readable_size(info.compress_size)} "
                         "of compressed data, more than deflate can produce: the file is corrupt")
 
     def _header(self, f, name):

@@ -142,7 +142,7 @@ def _declared_model(meta, path):
     sizes = [s for shape in shapes.values() for s in shape]
     total = sum(math.prod(shape) for shape in shapes.values()) * np.dtype(fitted["dtype"]).itemsize
     need(max(sizes) <= MAX_SIZE and total <= MAX_BYTES,
-         f"it declares a model of {total:.3g} bytes (layers up to {max(sizes)} wide)")
+         f"it declares a model of {files.readable_size(total)} (layers up to {max(sizes)} wide)")
     need(meta.get("params") == list(shapes),
          f"its parameter list {meta.get('params')!r} is not this model's {list(shapes)}")
     return model, fitted, shapes

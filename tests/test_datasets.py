@@ -356,3 +356,41 @@ def test_load_folder_reads_mnist_format(tmp_path):
 def test_load_unknown_name():
     with pytest.raises(FileNotFoundError, match="'mnist' is neither"):
         load("mnist")
+
+
+def test_a_gzip_idx_bomb_is_refused_having_read_only_what_its_header_announces(tmp_path):
+    """A header announcing 100 images of 28×28, and a stream inflating to 2 GiB: the reader stops
+    one byte past the announced payload, in a process whose peak memory stays small."""
+    import bombs
+    path = tmp_path / "bomb-images-idx3-ubyte.gz"
+    bombs.gzip_file(path, struct.pack(">BBBB3I", 0, 0, 8, 3, 100, 28, 28), 2048)
+    assert path.stat().st_size < 4 * bombs.MiB
+    baseline, _, _ = bombs.in_child("None", setup="import npae.datasets")
+    peak, seconds, outcome = bombs.in_child(f"npae.datasets.read_idx({str(path)!r})",
+                                            setup="import npae.datasets")
+    assert outcome.startswith(f"ValueError: {path}: too long: header announces shape (100, 28, 28)")
+    assert peak - baseline < 32 * bombs.MiB and seconds < 2
+
+
+def test_byte_flips_in_a_gzip_label_file_never_give_a_traceback(tmp_path):
+    """300 seeded random corruptions of a .gz label file: each read refuses with a ValueError
+    naming the file, or gives labels of the announced size (a flip in the gzip header's name or
+    time fields changes nothing that is read)."""
+    labels = np.random.default_rng(1).integers(0, 10, 2000).astype(np.uint8)
+    original = gzip.compress(idx_bytes(labels, "u1"))
+    rng = np.random.default_rng(0)
+    refused = 0
+    for trial in range(300):
+        damaged = bytearray(original)
+        for at in rng.integers(0, len(damaged), size=rng.integers(1, 4)):
+            damaged[at] ^= int(rng.integers(1, 256))
+        path = tmp_path / f"labels-{trial}-idx1-ubyte.gz"
+        path.write_bytes(bytes(damaged))
+        try:
+            read = read_idx(path)
+        except ValueError as exc:
+            assert str(path) in str(exc)
+            refused += 1
+            continue
+        assert read.dtype.kind in "iuf" and read.size <= 2**20
+    assert refused > 250

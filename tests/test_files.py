@@ -203,7 +203,7 @@ def test_an_output_the_disk_cannot_hold_is_refused_before_anything_is_written(tm
     with pytest.raises(ValueError) as info:
         with NpyWriter(path, (10**12, 1000), np.float32):     # 4 PB
             pytest.fail("the block must not run")
-    assert str(info.value).startswith(f"{path}: the output needs 4000.0 TB, but the disk has only ")
+    assert str(info.value).startswith(f"{path}: the output needs 4.0 PB, but the disk has only ")
     assert str(info.value).endswith(" free")
     assert list(tmp_path.iterdir()) == []
 

@@ -580,7 +580,7 @@ def test_a_model_of_petabytes_is_refused_from_its_metadata_alone(tmp_path):
     path = tmp_path / "peta.npz"
     _declaring(path, 10**9, [10**6], {})          # no members at all: they are never looked for
     error, seconds, peak = _load_measured(path)
-    assert str(error).startswith(f"{path}: its npae metadata is invalid: it declares a model of 8e+15 bytes")
+    assert str(error).startswith(f"{path}: its npae metadata is invalid: it declares a model of 8.0 PB")
     assert "layers up to 1000000000 wide" in str(error)
     assert seconds < 1.0 and peak < 8 * 2**20, (seconds, peak)
 
@@ -665,3 +665,74 @@ def test_a_version_1_file_is_checked_like_any_other(digits, tmp_path):
                                          r"the model needs float32\(32, 8\)"):
         npae.load(path)
 
+
+
+# -- bombs: refused with bounded memory, measured in a child process --------------------------
+def _saved_small_model(path):
+    npae.save(npae.VAE(hidden=(8,), latent=2, epochs=1).fit(np.full((16, 6), 0.5)), path)
+    return path
+
+
+def _rewritten(path, change):
+    """The model file at ``path`` with its metadata changed by ``change(meta)``."""
+    with np.load(path, allow_pickle=False) as archive:
+        members = {name: archive[name] for name in archive.files}
+    meta = json.loads(members["__npae__"].item())
+    change(meta)
+    members["__npae__"] = np.array(json.dumps(meta))
+    np.savez(path, **members)
+    return path
+
+
+def test_the_three_bombs_are_refused_with_bounded_memory(tmp_path):
+    """A zip member inflating to 1 GiB, metadata declaring 1 GB of characters, and
+    configurations declaring a 3.6 GB and a 4 PB network: each refused in well under a second
+    and a few tens of MB, in a process of its own (its peak resident memory is read)."""
+    import bombs
+    zip_bomb = _saved_small_model(tmp_path / "zip-bomb.npz")
+    bombs.add_deflated_member(zip_bomb, "extra.npy", bombs.npy_header((2**28,)), 1024)
+    assert zip_bomb.stat().st_size < 2 * bombs.MiB
+    meta_bomb = tmp_path / "meta-bomb.npz"
+    with np.load(_saved_small_model(tmp_path / "m.npz"), allow_pickle=False) as archive:
+        np.savez(meta_bomb, **{n: archive[n] for n in archive.files if n != "__npae__"})
+    bombs.add_deflated_member(meta_bomb, "__npae__.npy", bombs.npy_header((), "<U250000000"), 954)
+    wide = _rewritten(_saved_small_model(tmp_path / "wide.npz"),
+                      lambda meta: meta["config"].update(hidden=[30000, 30000]))
+    petabytes = _rewritten(_saved_small_model(tmp_path / "pb.npz"), lambda meta: (
+        meta["config"].update(hidden=[10**6]), meta["fitted"].update(n_features_in=10**9)))
+    baseline, _, _ = bombs.in_child("None")
+    for path, reason in ((zip_bomb, "unexpected members \\['extra'\\]"),
+                         (meta_bomb, "its metadata declares 1.0 GB, more than the 16.8 MB"),
+                         (wide, "parameter list"), (petabytes, "declares a model of 8.0 PB")):
+        peak, seconds, outcome = bombs.in_child(f"npae.load({str(path)!r})")
+        assert outcome.startswith(f"ValueError: {path}: ") and re.search(reason, outcome), outcome
+        assert peak - baseline < 64 * bombs.MiB and seconds < 2, (path.name, peak, seconds)
+
+
+def test_byte_flips_in_a_compressed_model_file_never_give_a_traceback(tmp_path):
+    """savez_compressed's deflated members with random bytes flipped: every load refuses with a
+    ValueError naming the file, or loads a model equal to the saved one."""
+    model = npae.VAE(hidden=(8,), latent=2, epochs=1).fit(np.full((16, 6), 0.5))
+    plain = tmp_path / "plain.npz"
+    npae.save(model, plain)
+    compressed = tmp_path / "compressed.npz"
+    with np.load(plain, allow_pickle=False) as archive:
+        np.savez_compressed(compressed, **{n: archive[n] for n in archive.files})
+    original = compressed.read_bytes()
+    rng = np.random.default_rng(0)
+    refused = 0
+    for trial in range(150):
+        damaged = bytearray(original)
+        for at in rng.integers(0, len(damaged), size=rng.integers(1, 4)):
+            damaged[at] ^= int(rng.integers(1, 256))
+        path = tmp_path / f"damaged-{trial}.npz"
+        path.write_bytes(bytes(damaged))
+        try:
+            loaded = npae.load(path)
+        except ValueError as exc:
+            assert str(path) in str(exc)
+            refused += 1
+            continue
+        for name, value in model.params.items():
+            np.testing.assert_array_equal(loaded.params[name], value)
+    assert refused > 100
