@@ -17,6 +17,7 @@ not change its loss, only the rounding of the sum.
 """
 
 import math
+import threading
 
 import numpy as np
 
@@ -54,11 +55,20 @@ class Rows:
         self.takes = self.dask or (type(X) is np.ndarray and X.dtype == self.dtype
                                    and X.flags.c_contiguous)
 
-    def block(self, b):
-        """Block ``b`` as an array-like that :meth:`gather` reads (a Dask block is computed)."""
-        if self.dask:
-            return np.ascontiguousarray(self.X.blocks[b].compute(), dtype=self.dtype)
-        return self.X
+    def block(self, b, then=None):
+        """Block ``b`` as an array-like that :meth:`gather` reads.  A Dask block is computed;
+        with ``then``, that block is fetched meanwhile, in the background, so that training on
+        one block overlaps the transfer of the next."""
+        if not self.dask:
+            return self.X
+        fetching, self.prefetch = getattr(self, "prefetch", None), None
+        block = fetching.result() if fetching is not None and fetching.b == b else self._fetch(b)
+        if then is not None:
+            self.prefetch = _Fetch(self._fetch, then)
+        return block
+
+    def _fetch(self, b):
+        return np.ascontiguousarray(self.X.blocks[b].compute(), dtype=self.dtype)
 
     def gather(self, block, positions, out):
         """Rows ``positions`` (sorted, within the block) of ``block`` into ``out[:len(positions)]``."""
@@ -96,6 +106,27 @@ class Rows:
         if self.dask or self.index is None:
             return self.X
         return RowView(self.X, self.index)
+
+
+class _Fetch(threading.Thread):
+    """``fetch(b)`` on a thread of its own; ``result()`` waits for it (and raises its error)."""
+
+    def __init__(self, fetch, b):
+        super().__init__(daemon=True)
+        self.fetch, self.b, self.value, self.error = fetch, b, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.value = self.fetch(self.b)
+        except BaseException as exc:  # handed to the thread that waits for the block
+            self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _blocks(X, numbers):

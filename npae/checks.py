@@ -306,6 +306,22 @@ def value_range(X, dtype, *, name="X", first_row=0):
     return _in_dtype_range(float(min(lows)), float(max(highs)), dtype, name)
 
 
+def finite(X, dtype, *, name="X", first_row=0):
+    """``X`` (in memory) holds only numbers that are finite in ``dtype``; ValueError otherwise.
+
+    One BLAS dot product ``Σ x²`` tells finite data apart: it is finite exactly when no value
+    is NaN or infinite and the data's norm is below √(largest float).  Only when it is not are
+    the values looked at (:func:`value_range`), to say which one, or to find them fine after all.
+    """
+    if X.size == 0 or X.dtype.kind not in "f":
+        return
+    flat = X.reshape(-1) if X.flags.c_contiguous else np.ascontiguousarray(X).reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.vdot(flat, flat)) and (X.dtype.itemsize <= np.dtype(dtype).itemsize):
+            return
+    value_range(X, dtype, name=name, first_row=first_row)
+
+
 def _in_dtype_range(low, high, dtype, name):
     biggest = float(np.finfo(dtype).max)
     for value in (low, high):
