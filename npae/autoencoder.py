@@ -43,10 +43,11 @@ corruption, no penalties): higher is better, as scikit-learn expects.
 
 import numpy as np
 
-from . import checks
+from . import checks, steps
 from .activations import get_activation, sigmoid
 from .estimator import Estimator
-from .layers import Dense, Sequential, stack_shapes
+from .fast_autoencoder import AutoencoderStep
+from .layers import INITS, Dense, Sequential, stack_shapes
 from .losses import bce_with_logits, mse, unit_interval_targets
 
 OUTPUT_LOSS_PAIRS = (("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"))
@@ -87,6 +88,11 @@ class Autoencoder(Estimator):
     early_stopping, validation_fraction, n_iter_no_change :
         Hold out that fraction of the rows, stop when their loss has not improved
         for that many epochs, and keep the best epoch's parameters.
+    n_jobs : int or None
+        Threads a training step runs on (each with one BLAS thread): None, every core
+        this process may use when the step is large enough to gain from them; -1, every
+        core; 1, the serial step.  Results are bit-identical run to run for a given n_jobs.
+    init : ``"he-glorot"`` (default) or ``"fan-in"``: the initial weights (:func:`npae.layers.init_params`).
     seed : int, numpy.random.Generator or None
         Initial weights, then the shuffles and the noise of training.
     dtype : ``"float32"`` (default), ``"float64"`` (for gradient checks) or None (the data's).
@@ -105,8 +111,8 @@ class Autoencoder(Estimator):
                  loss="bce", tied=False, noise=None, noise_level=0.0, sparsity=None,
                  sparsity_weight=0.0, sparsity_target=0.05, contractive_weight=0.0, alpha=0.0,
                  epochs=10, batch_size=128, lr=1e-3, shuffle=True, verbose=0, warm_start=False,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, seed=0,
-                 dtype="float32"):
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
+                 init="he-glorot", seed=0, dtype="float32"):
         self.n_features, self.hidden = n_features, hidden
         self.activation, self.output, self.loss, self.tied = activation, output, loss, tied
         self.noise, self.noise_level = noise, noise_level
@@ -115,7 +121,8 @@ class Autoencoder(Estimator):
         self.alpha, self.epochs, self.batch_size, self.lr = alpha, epochs, batch_size, lr
         self.shuffle, self.verbose, self.warm_start = shuffle, verbose, warm_start
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
-        self.n_iter_no_change, self.seed, self.dtype = n_iter_no_change, seed, dtype
+        self.n_iter_no_change, self.n_jobs, self.init = n_iter_no_change, n_jobs, init
+        self.seed, self.dtype = seed, dtype
 
     # -- settings and the network --------------------------------------------
     def check_settings(self):
@@ -141,6 +148,7 @@ class Autoencoder(Estimator):
             raise ValueError("sparsity='kl' needs codes in (0, 1): use activation='sigmoid'")
         if s["contractive_weight"] and len(s["hidden"]) != 1:
             raise ValueError("contractive_weight needs a one-layer encoder: hidden=(k,)")
+        s["init"] = checks.one_of("init", self.init, INITS)
         checks.number("alpha", self.alpha, low=0)
         return s
 
@@ -164,14 +172,23 @@ class Autoencoder(Estimator):
         s = self.settings_ = self.check_settings()
         sizes = (n_features,) + s["hidden"]
         dtype = self.dtype_
-        self.encoder_ = Sequential(Dense(a, b, s["activation"], seed=rng, dtype=dtype)
-                                   for a, b in zip(sizes[:-1], sizes[1:]))
+        def dense(a, b, activation):
+            return Dense(a, b, activation, seed=rng, dtype=dtype, init=s["init"])
+
+        self.encoder_ = Sequential(dense(a, b, s["activation"]) for a, b in zip(sizes[:-1], sizes[1:]))
         last = "identity" if s["loss"] == "bce" else s["output"]  # bce takes the logits
         back = sizes[::-1]
-        self.decoder_ = Sequential(
-            Dense(a, b, last if i == len(back) - 2 else s["activation"], seed=rng, dtype=dtype)
-            for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
+        self.decoder_ = Sequential(dense(a, b, last if i == len(back) - 2 else s["activation"])
+                                   for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
         if s["tied"]:
+            for dec, enc in zip(self.decoder_.layers, reversed(self.encoder_.layers)):
+                dec.params["W"] = enc.params["W"].T
+
+    def bind_params(self, views):
+        """Make the layers' arrays ``views`` (name → array, the names of ``network_params``)."""
+        self.encoder_.bind(views, "encoder")
+        self.decoder_.bind(views, "decoder")
+        if self.settings_["tied"]:
             for dec, enc in zip(self.decoder_.layers, reversed(self.encoder_.layers)):
                 dec.params["W"] = enc.params["W"].T
 
@@ -191,6 +208,14 @@ class Autoencoder(Estimator):
         s = self.settings_
         sizes = (self.n_features_in_,) + s["hidden"] + s["hidden"][-2::-1] + (self.n_features_in_,)
         return " → ".join(map(str, sizes)) + f", {s['activation']}, {s['output']} output, {s['loss']}"
+
+    def training_step(self, optimizer, batch_size, n_jobs):
+        """The step ``fit`` trains with: on buffers and ``n_jobs`` threads
+        (:mod:`npae.fast_autoencoder`), or — for the KL sparsity penalty, which couples the
+        rows of a batch through their mean — the reference step on one thread."""
+        if self.settings_["sparsity"] == "kl":
+            return steps.ReferenceStep(self, optimizer)
+        return AutoencoderStep(self, optimizer, batch_size, n_jobs)
 
     # -- noise, loss and gradients --------------------------------------------
     def draw_noise(self, n, rng):

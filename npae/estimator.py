@@ -7,33 +7,28 @@
   seed, every time (unless ``warm_start=True``): the same seed gives the same
   model whatever was fitted before.  ``partial_fit(X)`` is one more pass,
   keeping the optimiser's state.  Learned state ends in ``_``.
-* A model is *fitted* once it has parameters: after ``fit``, ``partial_fit``
-  or ``npae.load`` — or, when ``n_features`` was given, after the first use of
-  ``params``, ``loss_and_grads`` or ``encode``, which builds the network from
-  the seed.  So a model trained by hand with ``loss_and_grads`` and an
-  optimiser is fitted as soon as its parameters exist, and works in a
-  ``Pipeline``.
-* ``score(X)`` is higher for better models (the VAE's mean ELBO, the
-  autoencoder's negative reconstruction loss): it is what ``GridSearchCV``
-  and ``cross_val_score`` maximise.
-* DataFrames set ``feature_names_in_`` and must come back with the same
-  columns in the same order; ``set_output(transform="pandas")`` returns
-  DataFrames.  pandas is imported only to build one.
+* A model is *fitted* once it has parameters: after ``fit``, ``partial_fit`` or
+  ``npae.load`` — or, with ``n_features`` given, after the first use of ``params``,
+  ``loss_and_grads`` or ``encode``, which builds the network from the seed (so a
+  model trained by hand is fitted, and works in a ``Pipeline``).
+* ``score(X)`` is higher for better models (the VAE's mean ELBO, the autoencoder's
+  negative reconstruction loss), as ``GridSearchCV`` and ``cross_val_score`` expect.
+* DataFrames set ``feature_names_in_`` (:mod:`npae.columns`); ``set_output`` returns them.
 * Dask arrays are recognised by their interface and transformed lazily,
   block by block (:mod:`npae.lazy`); Dask is never imported.
 
 A model class provides the network through this protocol (see each model):
-``check_settings()`` → its checked hyper-parameters; ``parameter_shapes(d)``;
-``make_network(d, rng)``; ``params``; ``code_size``; ``needs_unit_interval``;
-``draw_noise(n, rng)``; ``network_loss_and_grads(X, eps)``; ``encode_batch``,
-``decode_batch`` and ``score_batch`` on checked batches.
+``check_settings()``; ``parameter_shapes(d)``; ``make_network(d, rng)`` and
+``bind_params(views)`` (the parameters become views of one buffer, ``params_buffer_``);
+``network_params()``; ``code_size``; ``draw_noise(n, rng)``; ``network_loss_and_grads``;
+``training_step(optimizer, batch_size, n_jobs)``; ``encode_batch``, ``decode_batch``, ``score_batch``.
 """
 
 import inspect
 
 import numpy as np
 
-from . import batches, checks, columns, files, lazy, training
+from . import batches, checks, columns, files, flat, lazy, threads, training
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -92,6 +87,10 @@ class Estimator:
         init_rng, _, own_rng = checks.generators(seed, 3)
         self.dtype_ = np.dtype(dtype)
         self.make_network(n_features, init_rng)
+        # every parameter a view of one buffer: whole-model passes are one pass (npae.flat)
+        self.params_buffer_, views = flat.FlatLayout.of(self.network_params()).gather(
+            self.network_params(), self.dtype_)
+        self.bind_params(views)
         self.n_features_in_, self.rng_ = n_features, own_rng
         self.history_, self.interrupted_, self.n_iter_ = {}, False, 0
         for name in ("feature_names_in_", "training_", "best_epoch_", "best_val_loss_"):
@@ -105,15 +104,10 @@ class Estimator:
     n_parameters = property(lambda self: sum(p.size for p in self.params.values()),
                             doc="The number of parameters (entries of ``params``).")
 
-    @property
-    def history(self):
-        """Read-only alias of ``history_``: per-epoch ``"loss"`` (and ``"val_loss"``)."""
-        return getattr(self, "history_", {})
-
-    @property
-    def interrupted(self):
-        """Read-only alias of ``interrupted_``: the last fit stopped at a signal."""
-        return getattr(self, "interrupted_", False)
+    history = property(lambda self: getattr(self, "history_", {}),
+                       doc='Read-only alias of ``history_``: per-epoch ``"loss"`` (and ``"val_loss"``).')
+    interrupted = property(lambda self: getattr(self, "interrupted_", False),
+                           doc="Read-only alias of ``interrupted_``: the last fit stopped at a signal.")
 
     # -- the loss -------------------------------------------------------------
     def loss_and_grads(self, X, *, eps=None):
@@ -266,12 +260,16 @@ class Estimator:
                           else np.dtype("float64"))
 
     def _run(self, rows, state, s, *, validation, data_range, patience):
+        batch_size = min(s["batch_size"], max(rows.block_sizes))
+        work = batch_size * sum(p.size for p in self.network_params().values())
+        step = self.training_step(state.optimizer, batch_size, threads.how_many(s["n_jobs"], work))
         try:
-            training.run(self, rows, state, epochs=s["epochs"], batch_size=s["batch_size"],
+            training.run(self, rows, state, step, epochs=s["epochs"], batch_size=s["batch_size"],
                          shuffle=s["shuffle"], verbose=s["verbose"], validation=validation,
                          patience=patience, checkpoint=s["checkpoint"],
                          checkpoint_every=s["checkpoint_every"], data_range=data_range)
         finally:
+            step.close()
             self.training_, self.history_ = state, state.history
             self.n_iter_ = len(state.history["loss"])
             self.interrupted_ = state.stopped in ("SIGINT", "SIGTERM")
@@ -300,10 +298,12 @@ class Estimator:
         self.built()
         X = np.asarray(checks.rows(X, name=name, n_features=width or self.n_features_in_,
                                    owner=type(self).__name__))
-        low, high = checks.value_range(X, self.dtype_, name=name, first_row=first_row)
         if fitting and self.needs_unit_interval:
+            low, high = checks.value_range(X, self.dtype_, name=name, first_row=first_row)
             checks.unit_interval(low, high, name=name, integer_data=X.dtype.kind in "biu",
                                  instead=self.unit_interval_alternative)
+        else:
+            checks.finite(X, self.dtype_, name=name, first_row=first_row)
         return np.ascontiguousarray(X, dtype=self.dtype_)
 
     def _chunks(self, X, *, fitting=False, name="X"):
@@ -315,26 +315,19 @@ class Estimator:
         for start, chunk in batches.chunks(X):
             yield start, self._checked(chunk, fitting=fitting, name=name, first_row=start)
 
-    def row_map(self, kind):
-        """``(function on a checked batch, output width or None for one number per row,
-        input is codes)`` of ``kind``: "encode", "decode", "reconstruct" or "score_samples"."""
-        self.built()
-        return {"encode": (self.encode_batch, self.code_size, False),
-                "decode": (self.decode_batch, self.n_features_in_, True),
-                "reconstruct": (lambda x: self.decode_batch(self.encode_batch(x)),
-                                self.n_features_in_, False),
-                "score_samples": (self.score_batch, None, False)}[kind]
-
     def apply(self, kind, X, *, wrap=True):
-        """One of the model's row maps (see :meth:`row_map`) over all rows of ``X``.
-
-        In memory or memory-mapped, ``X`` is read a chunk of rows at a time into
-        one preallocated result, so a file larger than memory is fine; a Dask
-        array gives a lazy Dask array, this method running on each block.  A
-        result that is not finite for finite input means the data's scale
-        overflowed the network: refused, saying so.
-        """
-        fn, out_width, codes = self.row_map(kind)
+        """One of the model's row maps — "encode", "decode", "reconstruct", "score_samples" —
+        over all rows of ``X``: in memory or memory-mapped a chunk of rows at a time into one
+        preallocated result (a file larger than memory is fine); a Dask array gives a lazy Dask
+        array, this method running on each block.  A result that is not finite for finite
+        input means the data's scale overflowed the network: refused, saying so."""
+        self.built()
+        fn, out_width, codes = {  # function of a checked batch, output width, input is codes
+            "encode": (self.encode_batch, self.code_size, False),
+            "decode": (self.decode_batch, self.n_features_in_, True),
+            "reconstruct": (lambda x: self.decode_batch(self.encode_batch(x)),
+                            self.n_features_in_, False),
+            "score_samples": (self.score_batch, None, False)}[kind]
         name, width = ("Z", self.code_size) if codes else ("X", self.n_features_in_)
         if checks.is_dask_array(X):
             checks.rows(X, name=name, n_features=width, owner=type(self).__name__, allow_empty=True)
@@ -431,6 +424,12 @@ class Estimator:
         return Tags(estimator_type=None, target_tags=TargetTags(required=False),
                     transformer_tags=TransformerTags(preserves_dtype=kept),
                     input_tags=InputTags(allow_nan=False, sparse=False))
+
+    def __setstate__(self, state):
+        """Unpickled (or deep-copied), the parameters are views of ``params_buffer_`` again."""
+        self.__dict__.update(state)
+        if "params_buffer_" in state:
+            self.bind_params(flat.FlatLayout.of(self.network_params()).views(self.params_buffer_))
 
     def __repr__(self):
         signature = inspect.signature(type(self).__init__).parameters

@@ -274,7 +274,8 @@ class Archive:
         try:
             self.zip = zipfile.ZipFile(self.path)
             infos = self.zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+                NotImplementedError) as exc:
             self.refuse(f"truncated or corrupt ({_reason(exc)})")
         self.members = {}
         for info in infos:

@@ -22,16 +22,27 @@ from . import checks
 from .activations import get_activation
 
 
-def init_weight(n_in, n_out, activation, rng, dtype):
-    """He-uniform for the relu family, Glorot-uniform otherwise; shape (n_in, n_out).
+INITS = ("he-glorot", "fan-in")
 
-    He: U(±√(6 / n_in)) keeps the variance of relu activations constant
-    through depth; Glorot: U(±√(6 / (n_in + n_out))) balances forward and
-    backward variance for symmetric activations.
+
+def init_params(n_in, n_out, activation, rng, dtype, init="he-glorot"):
+    """Initial ``(W, b)`` of a layer, W of shape (n_in, n_out), by the scheme ``init``:
+
+    * ``"he-glorot"`` — He-uniform U(±√(6 / n_in)) for the relu family, which keeps the
+      variance of relu activations constant through depth; Glorot-uniform
+      U(±√(6 / (n_in + n_out))) otherwise, which balances forward and backward variance for
+      symmetric activations; biases 0.
+    * ``"fan-in"`` — U(±1/√n_in) for the weights and the biases alike (PyTorch's ``nn.Linear``).
+
+    ``benchmarks/README.md`` compares them.
     """
+    if init == "fan-in":
+        limit = 1 / np.sqrt(n_in)
+        W = rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype)
+        return W, rng.uniform(-limit, limit, size=n_out).astype(dtype)
     fan = n_in if activation in ("relu", "leaky_relu") else n_in + n_out
     limit = np.sqrt(6.0 / fan)
-    return rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype)
+    return rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype), np.zeros(n_out, dtype)
 
 
 class Dense:
@@ -45,6 +56,7 @@ class Dense:
     seed : int, numpy.random.Generator or None
         Randomness of the initial weights.
     dtype : "float32" or "float64"
+    init : "he-glorot" or "fan-in", the initial weights' scheme (:func:`init_params`)
 
     Attributes
     ----------
@@ -53,12 +65,14 @@ class Dense:
     X, Y : the input and output of the last :meth:`forward`, kept for :meth:`backward`
     """
 
-    def __init__(self, n_in, n_out, activation="relu", *, seed=None, dtype="float32"):
+    def __init__(self, n_in, n_out, activation="relu", *, seed=None, dtype="float32",
+                 init="he-glorot"):
         n_in, n_out = checks.positive_int("n_in", n_in), checks.positive_int("n_out", n_out)
         self.activation = get_activation(activation)
         dtype = checks.float_dtype("dtype", dtype)
-        W = init_weight(n_in, n_out, activation, checks.generator(seed), dtype)
-        self.params = {"W": W, "b": np.zeros(n_out, dtype=dtype)}
+        W, b = init_params(n_in, n_out, activation, checks.generator(seed), dtype,
+                           checks.one_of("init", init, INITS))
+        self.params = {"W": W, "b": b}
         self.grads = {"W": np.zeros_like(W), "b": np.zeros(n_out, dtype=dtype)}
         self.X = self.Y = None
 
@@ -134,6 +148,13 @@ class Sequential:
     @property
     def grads(self):
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    def bind(self, views, prefix):
+        """Make layer i's ``W`` and ``b`` the arrays ``views["<prefix>.<i>.W"]`` and
+        ``views["<prefix>.<i>.b"]`` (a layer whose W is not in ``views`` keeps its own)."""
+        for i, layer in enumerate(self.layers):
+            layer.params = {"W": views.get(f"{prefix}.{i}.W", layer.params["W"]),
+                            "b": views[f"{prefix}.{i}.b"]}
 
     def forward(self, X):
         for layer in self.layers:

@@ -87,6 +87,25 @@ class SGD:
             v -= self.lr * g
             p += v
 
+    def update(self, p, g, velocity):
+        """The update of flat arrays ``p`` (gradient ``g``, momentum buffer ``velocity``), in place."""
+        if self.momentum == 0:
+            p -= self.lr * g
+            return
+        velocity *= self.momentum
+        velocity -= self.lr * g
+        p += velocity
+
+    def flatten(self, layout, dtype):
+        """Keep the velocities in one flat buffer laid out as the parameters' ``layout``;
+        returns ``(velocity_buffer,)``."""
+        buffer = np.zeros(layout.size, dtype=dtype)
+        views = layout.views(buffer)
+        for name, value in self.velocity.items():
+            views[name][...] = value
+        self.velocity = views
+        return (buffer,)
+
     def state_dict(self):
         return {"name": "sgd", "lr": self.lr, "momentum": self.momentum,
                 "velocity": {k: v.copy() for k, v in self.velocity.items()}}
@@ -133,8 +152,8 @@ class Adam:
             g = grads[name]
             if not (isinstance(g, np.ndarray) and g.dtype == p.dtype and g.flags.c_contiguous):
                 g = np.ascontiguousarray(g, dtype=p.dtype)
-            self._update(p.reshape(-1), g.reshape(-1), self.m[name].reshape(-1),
-                         self.v[name].reshape(-1), step_size, eps_hat)
+            self.update(p.reshape(-1), g.reshape(-1), self.m[name].reshape(-1),
+                        self.v[name].reshape(-1), step_size, eps_hat)
 
     def folded_corrections(self):
         """``(step_size, eps_hat)`` of step ``t``, with the identity
@@ -145,13 +164,17 @@ class Adam:
         sqrt_bias2 = math.sqrt(1 - self.beta_2 ** t)
         return self.lr * sqrt_bias2 / (1 - self.beta_1 ** t), self.eps * sqrt_bias2
 
-    def _update(self, p, g, m, v, step_size, eps_hat):
-        """One parameter's update, on flat views; ``tmp`` is scratch reused across steps."""
+    def update(self, p, g, m, v, step_size, eps_hat, tmp=None):
+        """The update of flat arrays ``p`` with gradient ``g`` and moments ``m``, ``v``, in place,
+        for :meth:`folded_corrections`'s ``step_size`` and ``eps_hat``; ``tmp``: scratch of
+        p's size (one kept by the optimiser when None; threads updating parts of one buffer
+        each pass their own)."""
         b1, b2 = self.beta_1, self.beta_2
-        scratch = self._scratch.get(p.dtype)  # one per dtype: float64 is never computed in float32
-        if scratch is None or scratch.size < p.size:
-            scratch = self._scratch[p.dtype] = np.empty(p.size, dtype=p.dtype)
-        tmp = scratch[: p.size]
+        if tmp is None:
+            scratch = self._scratch.get(p.dtype)  # one per dtype: float64 never computed in float32
+            if scratch is None or scratch.size < p.size:
+                scratch = self._scratch[p.dtype] = np.empty(p.size, dtype=p.dtype)
+            tmp = scratch[: p.size]
         m *= b1                                   # m ← β₁ m + (1 − β₁) g
         np.multiply(g, 1 - b1, out=tmp)
         m += tmp
@@ -164,6 +187,21 @@ class Adam:
         np.divide(m, tmp, out=tmp)
         tmp *= step_size
         p -= tmp
+
+    def flatten(self, layout, dtype):
+        """Keep the moments in two flat buffers laid out as the parameters' ``layout``
+        (:class:`npae.flat.FlatLayout`), ``m`` and ``v`` becoming their views; returns
+        ``(m_buffer, v_buffer)``.  Moments already there are kept."""
+        buffers = []
+        for moments in (self.m, self.v):
+            buffer = np.zeros(layout.size, dtype=dtype)
+            views = layout.views(buffer)
+            for name, value in moments.items():
+                views[name][...] = value
+            moments.clear()
+            moments.update(views)
+            buffers.append(buffer)
+        return tuple(buffers)
 
     def state_dict(self):
         return {"name": "adam", "lr": self.lr, "beta_1": self.beta_1, "beta_2": self.beta_2,

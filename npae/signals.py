@@ -20,31 +20,48 @@ class Terminated(SystemExit):
         super().__init__(143)
 
 
+NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+def _raise(number):
+    raise KeyboardInterrupt if number == signal.SIGINT else Terminated()
+
+
 class StopAtBatchBoundary:
     """SIGINT and SIGTERM set ``caught`` ("SIGINT" / "SIGTERM"), for the training loop to check
     between batches (main thread only).
 
-    A second signal while the flag is up acts at once: KeyboardInterrupt for
-    SIGINT, :class:`Terminated` for SIGTERM.  The previous handlers come back
-    on exit.
+    A second signal while the flag is up stops the run: KeyboardInterrupt for SIGINT,
+    :class:`Terminated` for SIGTERM — at once, or, when it arrives during a step (between
+    :meth:`begin_step` and :meth:`end_step`), as soon as that step is complete, so the
+    parameters are never left half-updated.  The previous handlers come back on exit.
     """
 
-    NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
-
     def __init__(self):
-        self.caught = None
+        self.caught, self.again, self.in_step = None, None, False
         self.previous = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for number in self.NAMES:
+            for number in NAMES:
                 self.previous[number] = signal.signal(number, self.handle)
         return self
 
     def handle(self, number, frame):
-        if self.caught:
-            raise KeyboardInterrupt if number == signal.SIGINT else Terminated()
-        self.caught = self.NAMES[number]
+        if not self.caught:
+            self.caught = NAMES[number]
+        elif self.in_step:
+            self.again = number
+        else:
+            _raise(number)
+
+    def begin_step(self):
+        self.in_step = True
+
+    def end_step(self):
+        self.in_step = False
+        if self.again is not None:
+            _raise(self.again)
 
     def __exit__(self, *exc):
         for number, handler in self.previous.items():
@@ -54,13 +71,25 @@ class StopAtBatchBoundary:
 
 @contextlib.contextmanager
 def deferred():
-    """SIGINT and SIGTERM wait until the block is done, then act: a save is never cut short."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """SIGINT and SIGTERM that arrive during the block act when it is done, as they would
+    have then: a save is never cut short.  (They are caught in Python, not blocked: a signal
+    blocked in one thread is delivered to another, and its handler runs all the same.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {number: signal.signal(number, lambda n, frame: caught.append(n)) for number in NAMES}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in caught:
+            handler = previous[number]
+            if callable(handler):
+                handler(number, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)  # the default action: what the process had
 
 
 def terminate_cleanly():

@@ -4,8 +4,9 @@ The loop knows a model only by this protocol, which both npae models follow:
 
 * ``model.params`` — dict name → live parameter array, updated in place;
 * ``model.draw_noise(n, rng)`` — the noise ``eps`` of a batch of n rows, or None;
-* ``model.batch_loss_and_grads(X, eps)`` — ``(loss, grads)`` of a batch that is already
-  a C-contiguous array of the model's dtype, its values checked;
+* a step, ``step(X, eps) → (loss, problem)``, which takes one batch's step of the model
+  and its optimiser (:mod:`npae.steps`), on a batch that is already a C-contiguous array
+  of the model's dtype, its values checked;
 * ``model.average_loss(X, rng=...)`` — the loss on any number of rows (validation);
 * ``model.begin_epoch(epoch)`` — called before each epoch (the VAE's KL warm-up);
 * ``model.get_params()``, ``model.architecture()`` and the fitted attributes
@@ -19,8 +20,8 @@ position (epoch, block, batch, and the permutations in use).  One epoch:
 
 1. draw the order of the data's blocks (one block for an array in memory)
    and, for each block, the order of its rows;
-2. for each batch: gather its rows into a reusable buffer, draw its noise,
-   compute the loss and gradients, take one optimiser step;
+2. for each batch: gather its rows into a reusable buffer, draw its noise, and take the
+   step (the loss, the gradients, one update of the optimiser);
 3. record the mean training loss (and the validation loss) in the history.
 
 Nothing is updated with a non-finite loss or gradient (or one too large to
@@ -43,7 +44,7 @@ from .progress import Progress
 from .signals import StopAtBatchBoundary, Terminated
 
 PARAMETERS = ("epochs", "batch_size", "lr", "shuffle", "verbose", "warm_start", "early_stopping",
-              "validation_fraction", "n_iter_no_change", "seed")
+              "validation_fraction", "n_iter_no_change", "n_jobs", "seed")
 FIT_ARGUMENTS = ("optimizer", "validation_data", "checkpoint", "checkpoint_every", "resume")
 
 
@@ -65,6 +66,8 @@ def settings(given, overrides):
          "validation_fraction": checks.number("validation_fraction", given["validation_fraction"],
                                               low=0, high=1, low_open=True, high_open=True),
          "n_iter_no_change": checks.positive_int("n_iter_no_change", given["n_iter_no_change"]),
+         "n_jobs": given["n_jobs"] if given["n_jobs"] in (None, -1) else checks.positive_int(
+             "n_jobs", given["n_jobs"]),
          "seed": given["seed"],
          "checkpoint_every": checks.positive_int("checkpoint_every",
                                                  given.get("checkpoint_every", 1))}
@@ -100,9 +103,12 @@ class TrainingState:
         self.stopped = None
 
 
-def run(model, rows, state, *, epochs, batch_size, shuffle=True, verbose=0, validation=None,
-        patience=None, checkpoint=None, checkpoint_every=1, data_range=None):
+def run(model, rows, state, step, *, epochs, batch_size, shuffle=True, verbose=0,
+        validation=None, patience=None, checkpoint=None, checkpoint_every=1, data_range=None):
     """Train ``model`` on ``rows`` (a :class:`npae.batches.Rows`) until ``state.epoch == epochs``.
+
+    ``step(X, eps) -> (loss, problem)`` takes one batch's step (:mod:`npae.steps`: the model's
+    reference step or its fast one); ``problem`` is None or why the step was refused.
 
     ``validation``: held-out rows (an array-like) scored each epoch as
     ``val_loss``; ``patience``: stop when ``val_loss`` has not improved for
@@ -137,7 +143,8 @@ def run(model, rows, state, *, epochs, batch_size, shuffle=True, verbose=0, vali
             while state.block < len(state.plan):
                 b = int(state.plan[state.block])
                 n = rows.block_sizes[b]
-                block = rows.block(b)
+                upcoming = state.plan[state.block + 1:state.block + 2]
+                block = rows.block(b, then=int(upcoming[0]) if len(upcoming) else None)
                 if state.batch == 0 and state.order is None:
                     state.order = batches.block_order(n, state.rng, shuffle)
                 for k in range(state.batch, batches.n_batches(n, batch_size)):
@@ -152,9 +159,12 @@ def run(model, rows, state, *, epochs, batch_size, shuffle=True, verbose=0, vali
                         return state
                     positions = batches.batch_positions(state.order, k, batch_size, n)
                     X = rows.gather(block, positions, buffer)
-                    loss, grads = model.batch_loss_and_grads(X, model.draw_noise(len(X), state.rng))
-                    problem = _numerical_problem(loss, grads) or _take_step(state.optimizer, params,
-                                                                            grads)
+                    noise = model.draw_noise(len(X), state.rng)
+                    signals.begin_step()       # a second signal waits for the step's end
+                    try:
+                        loss, problem = step(X, noise)
+                    finally:
+                        signals.end_step()
                     if problem:
                         raise FloatingPointError(_diverged(state, problem, data_range))
                     state.loss_sum += loss * len(X)
@@ -209,61 +219,6 @@ def _diverged(state, problem, data_range):
                    f"{data_range[1]:.3g}], a scale at which the losses overflow (e.g. "
                    "scikit-learn's StandardScaler)")
     return where + advice
-
-
-# -- one step, guarded ---------------------------------------------------------
-def _numerical_problem(loss, grads):
-    """Why this step must not be taken, or None.
-
-    A gradient entry beyond √(largest float) is refused as well as NaN and
-    infinity: its square (Adam's second moment) would overflow, and no
-    training that has not diverged produces one.  The test is one BLAS dot
-    product per array, ``Σ g²``, which is finite exactly when no entry is NaN
-    or infinite and the gradient's norm is below √(largest float); only when
-    it fails are the entries looked at, to say which.
-    """
-    if not math.isfinite(loss):
-        return f"the loss is {loss}"
-    for name, g in grads.items():
-        if _norm_is_finite(g):
-            continue
-        low, high = g.min(), g.max()
-        if not (math.isfinite(low) and math.isfinite(high)):
-            return f"the gradient of {name!r} is not finite"
-        return (f"the gradient of {name!r} reached a norm of "
-                f"{np.linalg.norm(g.astype(np.float64)):.3g}, too large to square in {g.dtype}")
-    return None
-
-
-def _norm_is_finite(a):
-    """Σ a² is finite: no NaN or infinity in ``a`` and ‖a‖ < √(largest float)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return math.isfinite(np.vdot(a, a))
-
-
-def _take_step(optimizer, params, grads):
-    """``optimizer.step(params, grads)``, undone if it is interrupted or overflows.
-
-    The parameters are copied first, so an update that turns a parameter
-    infinite, or a second signal in the middle of the update, leaves the
-    parameters of the last good step.  (The optimiser's own moments keep the
-    failed update.)  Returns None, or what went wrong.
-    """
-    before = {name: p.copy() for name, p in params.items()}
-    try:
-        optimizer.step(params, grads)
-    except BaseException:
-        _restore(params, before)
-        raise
-    if not all(_norm_is_finite(p) or np.isfinite(p).all() for p in params.values()):
-        _restore(params, before)
-        return "the update made a parameter overflow to infinity"
-    return None
-
-
-def _restore(params, saved):
-    for name, p in params.items():
-        np.copyto(p, saved[name])
 
 
 # -- checkpoints -----------------------------------------------------------------

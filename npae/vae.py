@@ -57,7 +57,8 @@ import numpy as np
 from . import checks
 from .activations import get_activation, sigmoid
 from .estimator import Estimator
-from .layers import Dense, Sequential, stack_shapes
+from .fast_vae import VAEStep
+from .layers import INITS, Dense, Sequential, stack_shapes
 from .losses import bce_with_logits, gaussian_nll, kl_normal, unit_interval_targets
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -90,7 +91,7 @@ class VAE(Estimator):
     k : int
         Samples per example for ``objective="iwae"``.
     alpha, epochs, batch_size, lr, shuffle, verbose, warm_start, early_stopping,
-    validation_fraction, n_iter_no_change, seed, dtype :
+    validation_fraction, n_iter_no_change, n_jobs, init, seed, dtype :
         As for :class:`~npae.Autoencoder`.
 
     Attributes
@@ -107,14 +108,15 @@ class VAE(Estimator):
                  likelihood="bernoulli", beta=1.0, warmup_epochs=0, objective="elbo", k=1,
                  alpha=0.0, epochs=10, batch_size=128, lr=1e-3, shuffle=True, verbose=0,
                  warm_start=False, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, seed=0, dtype="float32"):
+                 n_iter_no_change=10, n_jobs=None, init="he-glorot", seed=0, dtype="float32"):
         self.n_features, self.hidden, self.latent = n_features, hidden, latent
         self.activation, self.likelihood, self.beta = activation, likelihood, beta
         self.warmup_epochs, self.objective, self.k = warmup_epochs, objective, k
         self.alpha, self.epochs, self.batch_size, self.lr = alpha, epochs, batch_size, lr
         self.shuffle, self.verbose, self.warm_start = shuffle, verbose, warm_start
         self.early_stopping, self.validation_fraction = early_stopping, validation_fraction
-        self.n_iter_no_change, self.seed, self.dtype = n_iter_no_change, seed, dtype
+        self.n_iter_no_change, self.n_jobs, self.init = n_iter_no_change, n_jobs, init
+        self.seed, self.dtype = seed, dtype
 
     # -- settings and the network --------------------------------------------
     def check_settings(self):
@@ -127,10 +129,12 @@ class VAE(Estimator):
              "warmup_epochs": checks.non_negative_int("warmup_epochs", self.warmup_epochs),
              "objective": checks.one_of("objective", self.objective, OBJECTIVES),
              "k": checks.positive_int("k", self.k)}
+        s["init"] = checks.one_of("init", self.init, INITS)
         checks.number("alpha", self.alpha, low=0)
         return s
 
     network_settings = ("hidden", "latent", "activation", "likelihood")
+    logvar_bounds = (LOGVAR_MIN, LOGVAR_MAX)  # the clamp of log σ² and log σ_x²
 
     @property
     def needs_unit_interval(self):
@@ -154,17 +158,27 @@ class VAE(Estimator):
         """Encoder stack, μ and log σ² heads, decoder stack, weights drawn from ``rng``."""
         s = self.settings_ = self.check_settings()
         dtype, sizes = self.dtype_, (n_features,) + s["hidden"]
-        self.encoder_ = Sequential(Dense(a, b, s["activation"], seed=rng, dtype=dtype)
-                                   for a, b in zip(sizes[:-1], sizes[1:]))
-        self.mu_head_ = Dense(sizes[-1], s["latent"], "identity", seed=rng, dtype=dtype)
-        self.logvar_head_ = Dense(sizes[-1], s["latent"], "identity", seed=rng, dtype=dtype)
+        def dense(a, b, activation):
+            return Dense(a, b, activation, seed=rng, dtype=dtype, init=s["init"])
+
+        self.encoder_ = Sequential(dense(a, b, s["activation"]) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.mu_head_ = dense(sizes[-1], s["latent"], "identity")
+        self.logvar_head_ = dense(sizes[-1], s["latent"], "identity")
         back = (s["latent"],) + s["hidden"][::-1] + (n_features,)
-        self.decoder_ = Sequential(
-            Dense(a, b, "identity" if i == len(back) - 2 else s["activation"], seed=rng, dtype=dtype)
-            for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
+        self.decoder_ = Sequential(dense(a, b, "identity" if i == len(back) - 2 else s["activation"])
+                                   for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
         # log σ_x² of the Gaussian decoder, one per feature, starting at σ_x = 1
         self.x_logvar_ = np.zeros(n_features, dtype=dtype) if s["likelihood"] == "gaussian" else None
         self.kl_weight_ = s["beta"]
+
+    def bind_params(self, views):
+        """Make the layers' arrays ``views`` (name → array, the names of ``network_params``)."""
+        self.encoder_.bind(views, "encoder")
+        for head, layer in (("mu", self.mu_head_), ("logvar", self.logvar_head_)):
+            layer.params = {"W": views[f"{head}.W"], "b": views[f"{head}.b"]}
+        self.decoder_.bind(views, "decoder")
+        if self.x_logvar_ is not None:
+            self.x_logvar_ = views["x_logvar"]
 
     @property
     def code_size(self):
@@ -196,6 +210,10 @@ class VAE(Estimator):
         ramp = (1.0 if s["warmup_epochs"] == 0 or epoch is None
                 else min(1.0, (epoch + 1) / s["warmup_epochs"]))
         self.kl_weight_ = s["beta"] * ramp
+
+    def training_step(self, optimizer, batch_size, n_jobs):
+        """The step ``fit`` trains with: on buffers and ``n_jobs`` threads (:mod:`npae.fast_vae`)."""
+        return VAEStep(self, optimizer, batch_size, n_jobs)
 
     # -- the pieces of the model ----------------------------------------------
     def posterior(self, X):
@@ -368,7 +386,7 @@ class VAE(Estimator):
 
     # -- checked batches -----------------------------------------------------------
     def encode_batch(self, X):
-        return self._posterior_batch(X)[0].copy()
+        return self.mu_head_.forward(self.encoder_.forward(X)).copy()  # μ alone: no log σ²
 
     def decode_batch(self, Z):
         logits = self.decoder_.forward(Z)

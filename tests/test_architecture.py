@@ -15,10 +15,10 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "npae"
 FLOORS = [
     {"checks", "files"},                                                   # validation, files
     {"activations", "font", "progress", "records", "columns", "batches", "optim", "gradcheck",
-     "images", "lazy", "signals"},                                                    # the math, data, pictures
-    {"losses", "plots", "datasets", "layers", "exercise"},
-    {"training"},                                                          # the training loop
-    {"estimator"},                                                         # scikit-learn's conventions
+     "images", "lazy", "signals", "flat", "threads"},                      # the math, data, pictures
+    {"losses", "kernels", "plots", "datasets", "layers", "exercise"},
+    {"steps", "training"},                                                 # a step, the loop
+    {"fast_autoencoder", "fast_vae", "estimator"},                         # fast steps, conventions
     {"autoencoder", "vae"},                                                # the two models
     {"io", "pictures"},                                                    # model files, pictures
     {"commands"},
@@ -94,7 +94,8 @@ def loaded_after(statement):
                               check=True).stdout.split())
 
 
-def test_importing_npae_imports_numpy_and_nothing_else_outside_the_standard_library():
+def test_importing_npae_imports_numpy_threadpoolctl_and_nothing_else_outside_the_standard_library():
+    # threadpoolctl sets BLAS to one thread per thread of a training step (npae.threads)
     added = (loaded_after("import npae, npae.cli, npae.commands")
              - loaded_after("import numpy, numpy.random, numpy.lib.format"))
-    assert added - set(sys.stdlib_module_names) == {"npae"}, added
+    assert added - set(sys.stdlib_module_names) == {"npae", "threadpoolctl"}, added

@@ -127,32 +127,6 @@ def test_a_step_that_overflows_or_is_interrupted_is_undone(optimizer, error, pat
         assert not np.array_equal(p, reference.params[name])
 
 
-def test_huge_but_finite_gradients_are_not_mistaken_for_overflow():
-    from npae.training import _norm_is_finite, _numerical_problem
-    big = np.full(10, 1e38, dtype=np.float32)  # its Σ a² overflows float32, its entries do not
-    assert not _norm_is_finite(big) and np.isfinite(big).all()
-    assert _norm_is_finite(np.full(10, 1e18, dtype=np.float32))
-    assert _numerical_problem(1.0, {"w": np.full(4, 1e18, dtype=np.float32)}) is None
-    assert _numerical_problem(1.0, {"w": np.full(4, 1e150)}) is None        # float64 squares it
-    assert "too large to square in float32" in _numerical_problem(1.0, {"w": np.full(4, 1e20, dtype=np.float32)})
-    assert "the gradient of 'w' is not finite" in _numerical_problem(1.0, {"w": np.array([0.0, np.nan])})
-    assert "the gradient of 'w' is not finite" in _numerical_problem(1.0, {"w": np.array([np.inf, 1.0])})
-    assert _numerical_problem(float("inf"), {}) == "the loss is inf"
-    assert _numerical_problem(float("nan"), {}) == "the loss is nan"
-
-
-def test_a_step_with_huge_but_finite_parameters_is_taken_not_undone():
-    """The update check looks at the entries when Σ p² overflows: large finite values are fine."""
-    from npae.training import _take_step
-    params = {"w": np.full(8, 1e38, dtype=np.float32)}
-    assert _take_step(npae.SGD(lr=1.0), params, {"w": np.full(8, -1e37, dtype=np.float32)}) is None
-    np.testing.assert_array_equal(params["w"], np.full(8, 1.1e38, dtype=np.float32))
-    with np.errstate(over="ignore"):
-        problem = _take_step(npae.SGD(lr=1.0), params, {"w": np.full(8, -3e38, dtype=np.float32)})
-    assert problem == "the update made a parameter overflow to infinity"
-    np.testing.assert_array_equal(params["w"], np.full(8, 1.1e38, dtype=np.float32))
-
-
 # =============================================================================
 # Seeding, batches
 # =============================================================================
@@ -314,26 +288,25 @@ def test_ctrl_c_without_a_checkpoint_returns_a_usable_model_and_puts_the_handler
     assert not model.interrupted_ and len(model.history_["loss"]) == 3
 
 
-def test_a_second_ctrl_c_stops_at_once_and_the_step_it_interrupts_is_undone(digits):
+def test_a_second_ctrl_c_stops_as_soon_as_the_step_it_lands_in_is_complete(digits):
     class TwiceMidStep(npae.Adam):
         """Ctrl-C pressed twice in the middle of step 3's update."""
 
         def step(self, params, grads):
             if self.t == 2:
-                self.before = {k: v.copy() for k, v in params.items()}
-                names = list(params)
-                params[names[0]] += 1.0                    # half of an update ...
                 os.kill(os.getpid(), signal.SIGINT)
-                os.kill(os.getpid(), signal.SIGINT)       # ... and the second press acts at once
+                os.kill(os.getpid(), signal.SIGINT)       # the second press stops the run ...
             super().step(params, grads)
+            self.after = {k: v.copy() for k, v in params.items()}
 
     handler = signal.getsignal(signal.SIGINT)
     model, opt = RESUMABLE["vae"](), TwiceMidStep()
     with pytest.raises(KeyboardInterrupt):
         model.fit(digits[:300], optimizer=opt, **FIT)
+    # ... once the step it landed in is complete: never a half-updated model
     for name, p in model.params.items():
-        assert np.array_equal(p, opt.before[name]), name
-    assert opt.t == 2 and model.n_iter_ == 0
+        assert np.array_equal(p, opt.after[name]), name
+    assert opt.t == 3 and model.n_iter_ == 0
     assert signal.getsignal(signal.SIGINT) is handler
 
 

@@ -1,0 +1,102 @@
+"""A team of threads that run the phases of a training step together, with BLAS on one thread each.
+
+NumPy releases the GIL inside its large element-wise operations and its matrix products, so
+Python threads that each work on their own part of a batch — or of a flat parameter buffer —
+use every core for all of a step's work, not only for the products.  OpenBLAS's own threads
+would then compete with them (its idle threads spin after each product), so while a team is
+at work, BLAS is limited to one thread per caller (threadpoolctl, the standard way to set it).
+
+``team.run(phase)`` calls ``phase(i)`` on each of the ``n`` members — member 0 is the calling
+thread — and returns when all are done, with their results in member order; an exception in
+any member is raised in the caller.  A team of one runs the phase inline.
+"""
+
+import os
+import queue
+import signal
+import threading
+
+import threadpoolctl
+
+
+def available_cores():
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+WORTH_THREADS = 8e6  # batch rows × parameters below which a step loses more than it gains
+
+
+def how_many(n_jobs, work):
+    """Threads for a step: ``n_jobs`` when it is an int ≥ 1; -1, every available core; None,
+    every core when the step's ``work`` (batch rows × parameters) is at least WORTH_THREADS
+    (measured on 2 cores: smaller steps lose more to the threads' hand-offs of the GIL than
+    they gain), else 1."""
+    if n_jobs == -1 or (n_jobs is None and work >= WORTH_THREADS):
+        return available_cores()
+    return 1 if n_jobs is None else n_jobs
+
+
+class Team:
+    """``n`` threads (the caller and ``n - 1`` workers) running phases together; a context manager."""
+
+    def __init__(self, n):
+        self.n = n
+        self.inboxes = [queue.SimpleQueue() for _ in range(n - 1)]
+        self.outbox = queue.SimpleQueue()
+        self.workers, self.blas = [], None
+
+    def __enter__(self):
+        self.blas = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        for i, inbox in enumerate(self.inboxes, 1):
+            worker = threading.Thread(target=self._serve, args=(i, inbox), daemon=True,
+                                      name=f"npae-worker-{i}")
+            worker.start()
+            self.workers.append(worker)
+        return self
+
+    def _serve(self, i, inbox):
+        # signals are for the calling thread, which acts on them between steps
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        while True:
+            phase = inbox.get()
+            if phase is None:
+                return
+            try:
+                self.outbox.put((i, phase(i), None))
+            except BaseException as exc:  # handed to the caller, which raises it
+                self.outbox.put((i, None, exc))
+
+    def run(self, phase):
+        """``[phase(0), phase(1), …]``, member i on thread i, all at once."""
+        for inbox in self.inboxes:
+            inbox.put(phase)
+        results, error = [None] * self.n, None
+        try:
+            results[0] = phase(0)
+        except BaseException as exc:
+            error = exc
+        waiting = len(self.inboxes)
+        while waiting:  # every member finishes its phase before anything goes on
+            try:
+                i, result, exc = self.outbox.get()
+            except BaseException as interrupted:  # (a second Ctrl-C): still wait, then raise it
+                error = error or interrupted
+                continue
+            results[i], error, waiting = result, error or exc, waiting - 1
+        if error is not None:
+            raise error
+        return results
+
+    def __exit__(self, *exc):
+        for inbox in self.inboxes:
+            inbox.put(None)
+        for worker in self.workers:
+            worker.join()
+        self.workers = []
+        if self.blas is not None:
+            self.blas.restore_original_limits()
+        return False
