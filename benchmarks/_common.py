@@ -193,6 +193,8 @@ def select_impls(wanted: list, env: dict, say=print) -> list:
 
 IMPL_SCRIPTS = {
     "npae": ("impl_npae.py", []),
+    "npae-1": ("impl_npae.py", ["--n-jobs", "1"]),
+    "npae-fan-in": ("impl_npae.py", ["--init", "fan-in"]),
     "gemm-limit": ("impl_gemm.py", []),
     "torch-usual": ("impl_torch.py", ["--variant", "usual"]),
     "torch-best": ("impl_torch.py", ["--variant", "best"]),
@@ -445,6 +447,8 @@ def child_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--max-wait", type=float, default=0.0,
                    help="sweep: seconds to wait before each point for a quiet machine")
     p.add_argument("--variant", choices=("usual", "best"), default="best")
+    p.add_argument("--n-jobs", type=int, default=0, help="npae's n_jobs (0: its default)")
+    p.add_argument("--init", default="he-glorot", help="npae's init")
     return p
 
 

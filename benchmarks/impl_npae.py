@@ -21,10 +21,14 @@ import _common as C
 import npae
 
 
+N_JOBS = INIT = None  # set from the command line (--n-jobs, --init)
+
+
 def build(model: str, hidden: int, seed: int):
+    options = {"n_jobs": N_JOBS, "init": INIT}
     if model == "m1":
-        return npae.Autoencoder(784, hidden=(hidden,), seed=seed)
-    return npae.VAE(784, hidden=(hidden,), latent=20, seed=seed)
+        return npae.Autoencoder(784, hidden=(hidden,), seed=seed, **options)
+    return npae.VAE(784, hidden=(hidden,), latent=20, seed=seed, **options)
 
 
 def fit(net, X, batch: int, epochs: int, lr: float, seed: int):
@@ -63,6 +67,8 @@ def test_scores(net, model: str, X_test, seed: int, iw_k: int, iw_n: int) -> dic
 
 def main():
     args = C.child_parser(__doc__.splitlines()[0]).parse_args()
+    global N_JOBS, INIT
+    N_JOBS, INIT = args.n_jobs or None, args.init
     hidden = C.default_hidden(args.model, args.hidden)
     if args.task == "memory":
         out = C.memory_task(timed, args, hidden)
@@ -88,7 +94,7 @@ def main():
         X = C.child_load(args.train)
         out = timed(args, X, args.model, args.batch, hidden, args.steps, args.epochs,
                     args.warmup)
-    out.update(impl="npae", model=args.model, hidden=hidden)
+    out.update(impl="npae", model=args.model, hidden=hidden, n_jobs=N_JOBS, init=INIT)
     C.emit(out)
 
 

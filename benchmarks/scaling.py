@@ -100,10 +100,42 @@ def main():
                    "CPUs); those times are inflated")
     report.say("GEMM / npae near 1: the matrix products dominate; near 0: per-step overhead "
                "(Python, small element-wise operations) dominates.")
+    threads = threads_axis(args, data, report)
     report.write({"machine": machine, "data": data.describe(),
                   "settings": {"quick": args.quick, "repeats": args.repeats,
                                "budget": args.budget, "model": args.model, "points": points},
-                  "summary": summary, "runs": runs})
+                  "summary": summary, "runs": runs, "threads": threads})
+
+
+def threads_axis(args, data, report) -> list:
+    """Step time at batch 128 and the default width for n_jobs = 1, 2, … up to the cores
+    present, against the GEMM limit with as many BLAS threads."""
+    width = 64 if args.model == "m1" else 400
+    cores = C.machine_info(C.child_env())["logical_cpus"] or 1
+    point = json.dumps([(args.model, 128, width)])
+    rows, out = [], []
+    for n in range(1, cores + 1):
+        env = C.child_env(args.keep_openblas_env, threads=n)
+        times = {}
+        for impl, extra in (("npae", ["--n-jobs", n]), ("gemm-limit", [])):
+            script, _ = C.IMPL_SCRIPTS[impl]
+            vals = []
+            for _ in range(args.repeats):
+                res = C.run_child(script, extra + ["--task", "sweep", "--sweep", point, "--budget",
+                                                   args.budget, "--train", data.train],
+                                  env, max_wait=args.max_wait)
+                if "points" in res:
+                    vals.append(res["points"][0]["ms_per_step"])
+            times[impl] = C.median(vals)
+        npae, gemm = times["npae"], times["gemm-limit"]
+        out.append({"n_jobs": n, "npae_ms": npae, "gemm_ms": gemm})
+        rows.append([str(n), npae, gemm, gemm / npae if npae and gemm else None,
+                     (out[0]["npae_ms"] / npae) if npae and out[0]["npae_ms"] else None])
+    report.say()
+    report.say(f"ms per step against threads ({args.model.upper()}, batch 128, width {width}): "
+               "npae with n_jobs = n, the GEMM limit with n BLAS threads")
+    report.table(["threads", "npae ms", "GEMM-limit ms", "GEMM / npae", "npae speed-up"], rows)
+    return out
 
 
 if __name__ == "__main__":

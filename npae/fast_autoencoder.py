@@ -36,8 +36,8 @@ class AutoencoderStep(FastStep):
             dY=[np.empty((rows, k), self.dtype) for k in sizes],       # ∂L/∂ of it, then of its A
             scratch=[np.empty((rows, k), self.dtype) for k in sizes],
             X_in=np.empty((rows, d), self.dtype),
-            e=np.empty((rows, d), self.dtype), negative=np.empty((rows, d), bool),
-            positive=np.empty((rows, d), bool),
+            e=np.empty((rows, d), self.dtype), negative=np.empty((rows, d), self.dtype),
+            positive=np.empty((rows, d), self.dtype),
             tied=[np.empty(layer.params["W"].shape, self.dtype)
                   for layer in self.layers[self.n_encoder:]] if self.tied else [])
         return ws

@@ -45,8 +45,8 @@ class VAEStep(FastStep):
             z=one(k * rows), dz=one(k * rows), inside=np.empty((rows, latent), bool),
             dH=np.empty((rows, self.heads[0].params["W"].shape[0]), self.dtype),
             dH_logvar=np.empty((rows, self.heads[0].params["W"].shape[0]), self.dtype),
-            e=np.empty((k * rows, d), self.dtype), negative=np.empty((k * rows, d), bool),
-            positive=np.empty((k * rows, d), bool))
+            e=np.empty((k * rows, d), self.dtype), negative=np.empty((k * rows, d), self.dtype),
+            positive=np.empty((k * rows, d), self.dtype))
 
     def part(self, ws, grads, X, eps, scale):
         s, n = self.settings, len(X)

@@ -29,7 +29,8 @@ def activation_backward(dY, Y, activation, scratch):
     if activation == "identity":
         return dY
     if activation == "relu":
-        dY *= np.sign(Y, out=scratch)     # 1[y > 0] = sign(y), as y ≥ 0
+        np.greater(Y, 0, out=scratch, casting="unsafe")   # 1[y > 0], as floats
+        dY *= scratch
     else:
         dY *= get_activation(activation).df(Y)
     return dY
@@ -55,11 +56,12 @@ def bce_from_logits(T, X, scale, dT, e, negative, positive):
     """losses.bce_with_logits on buffers: ``dT = (σ(t) − x)·scale``; returns ``Σ ℓ · scale``.
 
     ℓ = max(t, 0) − x t + log(1 + e^{−|t|}).  With e = e^{−|t|}, σ(t) = e^{min(t, 0)} / (1 + e):
-    the numerator is e where t < 0 and exactly 1 elsewhere.  ``e`` (float), ``negative`` and
-    ``positive`` (bool) are scratch of the shape of T.
+    the numerator is e where t < 0 and exactly 1 elsewhere.  ``e``, ``negative`` and
+    ``positive`` are float scratch of T's shape (masks as floats: mixing bools into float
+    arithmetic costs NumPy a slow cast).
     """
-    np.signbit(T, out=negative)
-    np.logical_not(negative, out=positive)
+    np.greater_equal(T, 0, out=positive, casting="unsafe")   # 1[t ≥ 0]
+    np.subtract(1, positive, out=negative)                    # 1[t < 0]
     np.subtract(positive, X, out=dT)                 # 1[t ≥ 0] − x, for the value first:
     linear = float(np.vdot(T, dT))                   # Σ max(t, 0) − x t = Σ t (1[t ≥ 0] − x)
     np.abs(T, out=e)
@@ -100,9 +102,10 @@ def gaussian_nll(mean, X, logvar, scale, dmean, scratch):
 
 
 def bce_rows(T, X, dT, e, negative, positive):
-    """Each row's binary cross-entropy (a float64 array) and ``dT = σ(t) − x`` (unscaled)."""
-    np.signbit(T, out=negative)
-    np.logical_not(negative, out=positive)
+    """Each row's binary cross-entropy (a float64 array) and ``dT = σ(t) − x`` (unscaled);
+    scratch as for :func:`bce_from_logits`."""
+    np.greater_equal(T, 0, out=positive, casting="unsafe")
+    np.subtract(1, positive, out=negative)
     np.subtract(positive, X, out=dT)
     linear = (T * dT).sum(axis=1, dtype=np.float64)  # Σ_j max(t, 0) − x t
     np.abs(T, out=e)

@@ -207,3 +207,19 @@ def test_a_step_with_huge_but_finite_parameters_is_taken_not_undone():
     np.testing.assert_array_equal(params["w"], np.full(8, 1.1e38, dtype=np.float32))
 
 
+
+
+def test_a_resumed_threaded_fit_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    X = npae.datasets.load_digits()[0][:500]
+
+    def make(epochs):
+        return npae.VAE(hidden=(32,), latent=4, epochs=epochs, batch_size=50, n_jobs=2)
+    straight = make(4).fit(X)
+    make(2).fit(X, checkpoint=tmp_path / "run.npz")
+    resumed = make(4).fit(X, resume=tmp_path / "run.npz")
+    assert resumed.history_ == straight.history_
+    for key, p in straight.params.items():
+        assert p.tobytes() == resumed.params[key].tobytes(), key
+    for moment in ("m", "v"):
+        for key, value in getattr(straight.training_.optimizer, moment).items():
+            assert value.tobytes() == getattr(resumed.training_.optimizer, moment)[key].tobytes()

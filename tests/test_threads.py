@@ -1,0 +1,95 @@
+"""The team of threads (npae.threads) and the flat buffers (npae.flat) a fast step runs on."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import npae
+from npae import flat, threads
+
+
+def test_a_team_runs_each_member_on_its_own_thread_and_returns_in_member_order():
+    with threads.Team(3) as team:
+        names = team.run(lambda i: (i, threading.current_thread().name))
+    assert [i for i, _ in names] == [0, 1, 2]
+    assert names[0][1] == threading.current_thread().name
+    assert len({name for _, name in names}) == 3
+
+
+def test_an_error_in_any_member_is_raised_in_the_caller_after_all_are_done():
+    done = []
+
+    def phase(i):
+        if i == 1:
+            raise ValueError("member 1 failed")
+        done.append(i)
+    with threads.Team(3) as team:
+        with pytest.raises(ValueError, match="member 1 failed"):
+            team.run(phase)
+        assert sorted(done) == [0, 2]
+        assert team.run(lambda i: i * 10) == [0, 10, 20]     # the team goes on working
+
+
+def test_blas_runs_on_one_thread_while_a_team_works_and_comes_back_after():
+    import threadpoolctl
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    with threads.Team(2) as team:
+        during = team.run(lambda i: [p["num_threads"] for p in threadpoolctl.threadpool_info()
+                                     if p["user_api"] == "blas"])
+    assert all(n == 1 for counts in during for n in counts)
+    after = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    assert after == before
+    assert not [t for t in threading.enumerate() if t.name.startswith("npae-worker")]
+
+
+def test_how_many_threads_a_step_gets():
+    cores = threads.available_cores()
+    assert threads.how_many(1, 1e12) == 1 and threads.how_many(3, 1) == 3
+    assert threads.how_many(-1, 1) == cores
+    assert threads.how_many(None, threads.WORTH_THREADS) == cores
+    assert threads.how_many(None, threads.WORTH_THREADS - 1) == 1
+
+
+@pytest.mark.parametrize("n_jobs, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                           ("2", TypeError)])
+def test_a_bad_n_jobs_is_refused_by_name(n_jobs, error):
+    with pytest.raises(error, match="n_jobs"):
+        npae.VAE(hidden=(4,), latent=2, epochs=1, n_jobs=n_jobs).fit(np.full((8, 4), 0.5))
+
+
+def test_a_flat_layout_puts_each_array_in_its_place():
+    layout = flat.FlatLayout({"W": (3, 2), "b": (2,), "v": (4,)})
+    assert layout.size == 12 and layout.slice("b") == slice(6, 8)
+    buffer, views = layout.gather({"W": np.arange(6).reshape(3, 2), "b": [7, 8], "v": [9] * 4}, float)
+    np.testing.assert_array_equal(buffer, [0, 1, 2, 3, 4, 5, 7, 8, 9, 9, 9, 9])
+    views["b"][...] = -1
+    assert buffer[6:8].tolist() == [-1, -1] and flat.is_view_of(views, buffer)
+    parts = layout.parts(5)
+    assert parts[0].start == 0 and parts[-1].stop == 12
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+    with pytest.raises(ValueError, match="12 entries"):
+        layout.views(np.zeros(11))
+
+
+def test_a_models_parameters_are_views_of_one_buffer_even_after_pickling():
+    import pickle
+    model = npae.VAE(6, hidden=(4,), latent=2, likelihood="gaussian").built()
+    assert flat.is_view_of(model.params, model.params_buffer_)
+    model.params["mu.b"][...] = 3.0
+    assert (model.params_buffer_ == 3.0).sum() == 2
+    again = pickle.loads(pickle.dumps(model))
+    assert flat.is_view_of(again.params, again.params_buffer_)
+    np.testing.assert_array_equal(again.params_buffer_, model.params_buffer_)
+
+
+@pytest.mark.parametrize("init", ["he-glorot", "fan-in"])
+def test_the_initial_weights_follow_the_chosen_scheme(init):
+    model = npae.Autoencoder(400, hidden=(300,), activation="tanh", init=init, seed=1).built()
+    W, b = model.params["encoder.0.W"], model.params["encoder.0.b"]
+    limit = np.sqrt(6 / 700) if init == "he-glorot" else 1 / np.sqrt(400)
+    assert np.abs(W).max() <= limit and np.abs(W).max() > 0.99 * limit
+    assert W.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)   # uniform on ±limit
+    assert (b == 0).all() if init == "he-glorot" else np.abs(b).max() <= limit and b.std() > 0
+    with pytest.raises(ValueError, match="init must be one of"):
+        npae.VAE(6, init="xavier").built()
