@@ -12,6 +12,7 @@ every gradient checked against central finite differences.
 
 from . import activations, datasets, losses
 from .autoencoder import Autoencoder
+from .batches import RowView
 from .gradcheck import gradcheck, gradcheck_layer
 from .io import load, save
 from .layers import Dense, Sequential
@@ -19,5 +20,5 @@ from .optim import SGD, Adam
 from .vae import VAE
 
 __version__ = "0.2.0"
-__all__ = ["Autoencoder", "VAE", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
+__all__ = ["Autoencoder", "VAE", "RowView", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
            "gradcheck_layer", "save", "load", "activations", "losses", "datasets"]

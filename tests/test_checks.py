@@ -376,14 +376,14 @@ def test_data_outside_the_unit_interval_is_refused_saying_how_to_fix_it():
         (dict(), "; scale it to [0, 1]"),
         (dict(instead="likelihood='gaussian'"), "; scale it to [0, 1] or use likelihood='gaussian'"),
         (dict(integer_data=True), "; integer images such as uint8 should be scaled to [0, 1] first, "
-                                  "e.g. X / 255"),
+                                  "e.g. X / 255, or npae.RowView(X, divide_by=255) a batch at a time"),
     ]
     for kwargs, hint in cases:
         with pytest.raises(ValueError) as info:
             checks.unit_interval(0.0, 255.0, **kwargs)
         assert str(info.value) == ("X must lie in [0, 1] for a Bernoulli / binary cross-entropy "
                                    "likelihood, but its values span [0, 255]" + hint)
-    with pytest.raises(ValueError, match=r"e\.g\. X / 65535$"):
+    with pytest.raises(ValueError, match=r"e\.g\. X / 65535, or npae\.RowView\(X, divide_by=65535\)"):
         checks.unit_interval(0.0, 65535.0, integer_data=True)
     with pytest.raises(ValueError, match=r"^validation_data must lie in \[0, 1\] .* span \[-0\.5, 1\]"):
         checks.unit_interval(-0.5, 1.0, name="validation_data")

@@ -133,7 +133,7 @@ def malformed(draw, *, owner, unit_interval, float32, name="X", width=D):
         X[0, 0] = 255
         return (kind, X, ValueError,
                 rf"^{name} must lie in \[0, 1\].*; integer images such as uint8 should be scaled to \[0, 1\] "
-                rf"first, e\.g\. {name} / 255$")
+                rf"first, e\.g\. {name} / 255, or npae\.RowView\({name}, divide_by=255\) a batch at a time$")
     # too_large: finite in float64, infinite in float32
     good[n - 1, D - 1] = 1e39
     return kind, good, ValueError, rf"^{name} holds 1e\+39, too large for float32; rescale the data$"
