@@ -15,6 +15,15 @@ paper prints it (m̂ and v̂), and the one ``Adam.step`` runs, which folds the
 two bias corrections into two scalars (one identity, stated where it is
 used) and writes a dozen element-wise passes with ``out=`` into one reusable
 scratch buffer, so a step allocates nothing.  The tests hold the two equal.
+
+Every :data:`FLUSH_EVERY` steps both optimisers set the subnormal numbers of
+their moments to zero (:func:`flush_subnormals`), as flush-to-zero hardware
+would.  A moment whose gradient stays 0 — a relu unit that has died, a pixel
+that is 0 in every image — decays by β₁ per step through the subnormal
+range, where x86 arithmetic is ten times slower: on Fashion-MNIST a tenth of
+the VAE's first-layer moments were subnormal by the third epoch, and each
+pass over them cost 2.7 ms instead of 0.25.  The update this drops is about
+η·2⁻¹²⁶/ε in size (about 10⁻³³ in float32).
 """
 
 import math
@@ -24,6 +33,16 @@ import numpy as np
 from . import checks
 
 MAX_STEPS = 2**62  # a step count beyond this is not a real run (and β^t is 0 long before)
+FLUSH_EVERY = 8    # a subnormal moment decays to exact 0 by itself in ~150 steps: flush sooner
+
+
+def flush_subnormals(a, scratch=None):
+    """Set the subnormal numbers of ``a`` to (signed) zero, in place; ``scratch``: an array of
+    ``a``'s size and dtype to work in (allocated when None).  Three passes, none branching."""
+    scratch = np.empty_like(a) if scratch is None else scratch
+    np.abs(a, out=scratch)
+    np.greater_equal(scratch, np.finfo(a.dtype).tiny, out=scratch)  # 1 where normal, inf or 0…
+    a *= scratch                                                   # … 0 where subnormal or 0
 
 
 def _rate(name, value):
@@ -70,31 +89,33 @@ class SGD:
     def __init__(self, lr=0.01, momentum=0.0):
         self.lr = _rate("lr", lr)
         self.momentum = _decay("momentum", momentum)
+        self.t = 0
         self.velocity = {}
 
     def step(self, params, grads):
         _check_step_args(params, grads)
         _check_state_shapes(params, self.velocity)
+        self.t += 1
         for name, p in params.items():
             g = np.asarray(grads[name], dtype=p.dtype)
-            if self.momentum == 0:
-                p -= self.lr * g
-                continue
-            v = self.velocity.get(name)
-            if v is None:
-                v = self.velocity[name] = np.zeros_like(p)
-            v *= self.momentum
-            v -= self.lr * g
-            p += v
+            v = None
+            if self.momentum:
+                v = self.velocity.get(name)
+                if v is None:
+                    v = self.velocity[name] = np.zeros_like(p)
+            self.update(p, g, v)
 
-    def update(self, p, g, velocity):
-        """The update of flat arrays ``p`` (gradient ``g``, momentum buffer ``velocity``), in place."""
+    def update(self, p, g, velocity, tmp=None):
+        """The update of arrays ``p`` (gradient ``g``, momentum buffer ``velocity``), in place,
+        for step ``t`` (counted by the caller); ``tmp``: scratch of p's size, or None."""
         if self.momentum == 0:
             p -= self.lr * g
             return
         velocity *= self.momentum
         velocity -= self.lr * g
         p += velocity
+        if self.t % FLUSH_EVERY == 0:
+            flush_subnormals(velocity, tmp)
 
     def flatten(self, layout, dtype):
         """Keep the velocities in one flat buffer laid out as the parameters' ``layout``;
@@ -107,11 +128,12 @@ class SGD:
         return (buffer,)
 
     def state_dict(self):
-        return {"name": "sgd", "lr": self.lr, "momentum": self.momentum,
+        return {"name": "sgd", "lr": self.lr, "momentum": self.momentum, "t": self.t,
                 "velocity": {k: v.copy() for k, v in self.velocity.items()}}
 
     def load_state_dict(self, state):
         self.lr, self.momentum = float(state["lr"]), float(state["momentum"])
+        self.t = int(state.get("t", 0))
         self.velocity = {k: np.array(v) for k, v in state.get("velocity", {}).items()}
 
     def __repr__(self):
@@ -187,6 +209,9 @@ class Adam:
         np.divide(m, tmp, out=tmp)
         tmp *= step_size
         p -= tmp
+        if self.t % FLUSH_EVERY == 0:
+            flush_subnormals(m, tmp)
+            flush_subnormals(v, tmp)
 
     def flatten(self, layout, dtype):
         """Keep the moments in two flat buffers laid out as the parameters' ``layout``
@@ -266,7 +291,7 @@ def from_record(numbers, names, read, params):
         raise ValueError(f"its optimiser state is invalid: {exc}") from None
     state = optimizer.state_dict()
     if "t" in state:
-        t = numbers.get("t")
+        t = numbers.get("t", 0 if numbers["name"] == "sgd" else None)  # SGD's count is newer
         if type(t) is not int or not 0 <= t <= MAX_STEPS:
             raise ValueError(f"its optimiser step count must be an int in [0, 2**62], got {t!r}")
         state["t"] = t

@@ -220,8 +220,8 @@ class FastStep:
         opt = self.optimizer
         if self.moments is None:
             return guarded_step(opt, self.params, self.grads[0])
+        opt.t += 1
         if isinstance(opt, Adam):
-            opt.t += 1
             step_size, eps_hat = opt.folded_corrections()
         bound = max_update(opt, grad_norm)
         self.headroom -= bound
@@ -235,7 +235,8 @@ class FastStep:
                     opt.update(self.P[c], self.G[0][c], self.moments[0][c], self.moments[1][c],
                                step_size, eps_hat, self.scratch[w][:c.stop - c.start])
                 else:
-                    opt.update(self.P[c], self.G[0][c], self.moments[0][c])
+                    opt.update(self.P[c], self.G[0][c], self.moments[0][c],
+                               self.scratch[w][:c.stop - c.start])
 
         self.team.run(update_slice)
         if backup is not None:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npae.optim import SGD, Adam, adam_reference_update, from_record, to_record
+from npae.optim import (FLUSH_EVERY, SGD, Adam, adam_reference_update, flush_subnormals, from_record,
+                        to_record)
 
 
 # --- hand-worked steps -------------------------------------------------------------------
@@ -311,3 +312,55 @@ def test_a_step_count_beyond_any_real_run_is_refused_and_a_huge_one_still_steps(
     params = {"p0": np.zeros(2)}
     far.step(params, {"p0": np.ones(2)})            # β^t is 0: no overflow, a finite step
     assert np.isfinite(params["p0"]).all() and (params["p0"] < 0).all()
+
+
+# --- subnormal moments are flushed to zero ----------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flush_subnormals_zeroes_exactly_the_subnormal_numbers(dtype):
+    info = np.finfo(dtype)
+    values = np.array([info.tiny, -info.tiny, info.tiny / 2, -info.smallest_subnormal, 0.0, -0.0,
+                       1.5, -2e-3, info.max, np.inf, -np.inf], dtype=dtype)
+    flushed = values.copy()
+    flush_subnormals(flushed)
+    subnormal = (values != 0) & (np.abs(values) < info.tiny)
+    assert subnormal.sum() == 2
+    assert (flushed[subnormal] == 0).all()
+    np.testing.assert_array_equal(flushed[~subnormal], values[~subnormal])  # bit for bit
+    scratch = np.empty_like(values)
+    again = values.copy()
+    flush_subnormals(again, scratch)
+    np.testing.assert_array_equal(again, flushed)
+
+
+@pytest.mark.parametrize("make", [lambda: Adam(lr=1e-3), lambda: SGD(lr=0.1, momentum=0.9)])
+def test_moments_of_a_gradient_that_stays_zero_never_stay_subnormal(make):
+    # a dead unit: one gradient, then zeros — its moment decays by β₁ (or μ) a step
+    optimizer = make()
+    tiny = np.finfo(np.float32).tiny
+    params = {"p": np.ones(4, np.float32)}
+    optimizer.step(params, {"p": np.full(4, 1e-30, np.float32)})
+    seen_subnormal = False
+    for _ in range(2000):
+        optimizer.step(params, {"p": np.zeros(4, np.float32)})
+        state = optimizer.state_dict()
+        for moments in (value for value in state.values() if isinstance(value, dict)):
+            subnormal = (moments["p"] != 0) & (np.abs(moments["p"]) < tiny)
+            seen_subnormal |= bool(subnormal.any())
+            if optimizer.t % FLUSH_EVERY == 0:
+                assert not subnormal.any(), optimizer.t
+    assert seen_subnormal  # the decay does pass through them between flushes
+    assert all((value["p"] == 0).all() for value in optimizer.state_dict().values()
+               if isinstance(value, dict))
+
+
+def test_sgd_counts_its_steps_and_reads_files_that_kept_no_count():
+    sgd = SGD(lr=0.1, momentum=0.9)
+    run(sgd, random_params([(2,)], 0), gradient_seed=1)
+    numbers, arrays = to_record(sgd)
+    assert numbers["t"] == sgd.t > 0
+    read = lambda key, shape, dtype: arrays[key].copy()
+    older = {key: value for key, value in numbers.items() if key != "t"}
+    assert from_record(older, arrays.keys(), read, {"p0": np.zeros(2)}).t == 0
+    with pytest.raises(ValueError, match="step count"):
+        from_record(dict(numbers, t=-1), arrays.keys(), read, {"p0": np.zeros(2)})
