@@ -175,14 +175,15 @@ def select_impls(wanted: list, env: dict, say=print) -> list:
     kept = []
     torch_ok = peer_available("torch")
     autograd_ok = peer_available("autograd")
-    npae_ok, npae_why = npae_status(env) if "npae" in wanted else (True, "")
+    wants_npae = any(impl.startswith("npae") for impl in wanted)
+    npae_ok, npae_why = npae_status(env) if wants_npae else (True, "")
     notes = set()
     for impl in wanted:
         if impl.startswith("torch") and not torch_ok:
             notes.add("torch not installed: skipped")
         elif impl == "autograd" and not autograd_ok:
             notes.add("autograd not installed: skipped")
-        elif impl == "npae" and not npae_ok:
+        elif impl.startswith("npae") and not npae_ok:
             notes.add(f"npae not importable ({npae_why}): skipped")
         else:
             kept.append(impl)
@@ -194,6 +195,7 @@ def select_impls(wanted: list, env: dict, say=print) -> list:
 IMPL_SCRIPTS = {
     "npae": ("impl_npae.py", []),
     "npae-1": ("impl_npae.py", ["--n-jobs", "1"]),
+    "npae-he-glorot": ("impl_npae.py", ["--init", "he-glorot"]),
     "npae-fan-in": ("impl_npae.py", ["--init", "fan-in"]),
     "gemm-limit": ("impl_gemm.py", []),
     "torch-usual": ("impl_torch.py", ["--variant", "usual"]),
@@ -448,7 +450,7 @@ def child_parser(description: str) -> argparse.ArgumentParser:
                    help="sweep: seconds to wait before each point for a quiet machine")
     p.add_argument("--variant", choices=("usual", "best"), default="best")
     p.add_argument("--n-jobs", type=int, default=0, help="npae's n_jobs (0: its default)")
-    p.add_argument("--init", default="he-glorot", help="npae's init")
+    p.add_argument("--init", default=None, help="npae's init (default: the model's own)")
     return p
 
 

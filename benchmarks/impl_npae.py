@@ -25,7 +25,7 @@ N_JOBS = INIT = None  # set from the command line (--n-jobs, --init)
 
 
 def build(model: str, hidden: int, seed: int):
-    options = {"n_jobs": N_JOBS, "init": INIT}
+    options = {"n_jobs": N_JOBS} if INIT is None else {"n_jobs": N_JOBS, "init": INIT}
     if model == "m1":
         return npae.Autoencoder(784, hidden=(hidden,), seed=seed, **options)
     return npae.VAE(784, hidden=(hidden,), latent=20, seed=seed, **options)
@@ -94,7 +94,8 @@ def main():
         X = C.child_load(args.train)
         out = timed(args, X, args.model, args.batch, hidden, args.steps, args.epochs,
                     args.warmup)
-    out.update(impl="npae", model=args.model, hidden=hidden, n_jobs=N_JOBS, init=INIT)
+    out.update(impl="npae", model=args.model, hidden=hidden, n_jobs=N_JOBS,
+               init=build(args.model, hidden, args.seed).init)
     C.emit(out)
 
 

@@ -92,7 +92,9 @@ class Autoencoder(Estimator):
         Threads a training step runs on (each with one BLAS thread): None, every core
         this process may use when the step is large enough to gain from them; -1, every
         core; 1, the serial step.  Results are bit-identical run to run for a given n_jobs.
-    init : ``"he-glorot"`` (default) or ``"fan-in"``: the initial weights (:func:`npae.layers.init_params`).
+    init : ``"he-glorot"`` (default) or ``"fan-in"``: the initial weights
+        (:func:`npae.layers.init_params`).  He/Glorot trains the better autoencoder on
+        Fashion-MNIST, for every seed tried (``benchmarks/README.md``).
     seed : int, numpy.random.Generator or None
         Initial weights, then the shuffles and the noise of training.
     dtype : ``"float32"`` (default), ``"float64"`` (for gradient checks) or None (the data's).

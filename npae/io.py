@@ -116,6 +116,7 @@ def _declared_model(meta, path):
     valid = set(cls.parameter_names())
     need(set(config) <= valid, f"'config' has unknown arguments {sorted(set(config) - valid)}")
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+    config.setdefault("init", "he-glorot")  # files from before init= were all made this way
     if version == 1:  # a version-1 file: the width and dtype are in the configuration
         fitted = {"n_features_in": config.get("n_features"), "dtype": config.get("dtype"),
                   "feature_names_in": None, "history": meta.get("history", {})}

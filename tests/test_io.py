@@ -630,6 +630,7 @@ def test_version_1_files_still_load(make, digits, tmp_path):
     _version_1_file(path, model, opt)
     loaded, loaded_opt = npae.load(path, return_optimizer=True)
     assert type(loaded) is type(model) and loaded.n_features_in_ == 64 and loaded.dtype_ == model.dtype_
+    assert loaded.init == "he-glorot"   # the one scheme there was: a refit starts as it did
     assert loaded.history == model.history and len(loaded.history["loss"]) == 2
     for name, p in model.params.items():
         assert loaded.params[name].dtype == p.dtype

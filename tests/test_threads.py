@@ -83,6 +83,14 @@ def test_a_models_parameters_are_views_of_one_buffer_even_after_pickling():
     np.testing.assert_array_equal(again.params_buffer_, model.params_buffer_)
 
 
+def test_each_model_starts_from_the_initialisation_that_measured_best_for_it():
+    # benchmarks/quality.py: fan-in for the VAE, He/Glorot for the autoencoder
+    vae, ae = npae.VAE(64, hidden=(32,), latent=2).built(), npae.Autoencoder(64, hidden=(32,)).built()
+    assert vae.get_params()["init"] == "fan-in" and ae.get_params()["init"] == "he-glorot"
+    assert np.abs(vae.params["encoder.0.W"]).max() <= 1 / np.sqrt(64)
+    assert vae.params["encoder.0.b"].std() > 0 and (ae.params["encoder.0.b"] == 0).all()
+
+
 @pytest.mark.parametrize("init", ["he-glorot", "fan-in"])
 def test_the_initial_weights_follow_the_chosen_scheme(init):
     model = npae.Autoencoder(400, hidden=(300,), activation="tanh", init=init, seed=1).built()

@@ -141,7 +141,7 @@ def test_fit_draws_the_shuffles_and_noise_from_stream_1_of_the_seed(digits):
             shuffles.standard_normal((size, 3), dtype=np.float32)
     assert model.training_.rng.bit_generator.state == shuffles.bit_generator.state
     assert model.rng_.bit_generator.state == own.bit_generator.state
-    first = npae.Dense(64, 8, "relu", seed=weights, dtype="float32").params["W"]
+    first = npae.Dense(64, 8, "relu", seed=weights, dtype="float32", init="fan-in").params["W"]
     assert np.array_equal(npae.VAE(64, (8,), latent=3, seed=9).built().params["encoder.0.W"], first)
 
 
