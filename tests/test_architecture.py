@@ -3,6 +3,7 @@ name from another, or reaches into another object's private attributes; modules 
 in one sitting; NumPy is the only run-time dependency."""
 
 import ast
+import re
 import pathlib
 import subprocess
 import sys
@@ -99,3 +100,14 @@ def test_importing_npae_imports_numpy_threadpoolctl_and_nothing_else_outside_the
     added = (loaded_after("import npae, npae.cli, npae.commands")
              - loaded_after("import numpy, numpy.random, numpy.lib.format"))
     assert added - set(sys.stdlib_module_names) == {"npae", "threadpoolctl"}, added
+
+
+def test_the_readme_shows_the_same_floors():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| floor | modules | hold |"):readme.index("## References")]
+    shown = {}
+    for line in table.splitlines()[2:]:
+        cells = line.split("|")
+        if len(cells) > 3 and cells[1].strip().isdigit():
+            shown[int(cells[1])] = set(re.findall(r"`(\w+)`", cells[2]))
+    assert shown == {level: names for level, names in enumerate(FLOORS) if "__init__" not in names}
