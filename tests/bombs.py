@@ -12,6 +12,8 @@ import sys
 import textwrap
 import zlib
 
+import numpy as np
+
 MiB = 2**20
 
 
@@ -21,6 +23,19 @@ def zeros_stream(n_mib):
     piece = block.compress(bytes(MiB)) + block.flush(zlib.Z_FULL_FLUSH)
     end = zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)  # an empty final block
     return piece * n_mib + end
+
+
+def byte_flips(original, folder, name, trials, seed=0):
+    """``trials`` files in ``folder``, each the bytes ``original`` with 1 to 3 of them changed
+    at random (seeded), named ``name.format(trial)``: yields their paths."""
+    rng = np.random.default_rng(seed)
+    for trial in range(trials):
+        damaged = bytearray(original)
+        for at in rng.integers(0, len(damaged), size=rng.integers(1, 4)):
+            damaged[at] ^= int(rng.integers(1, 256))
+        path = folder / name.format(trial)
+        path.write_bytes(bytes(damaged))
+        yield path
 
 
 def npy_header(shape, descr="<f4"):
