@@ -58,6 +58,16 @@ def _non_negative_int(text):
     return value
 
 
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, or -1 for every core, got {text}")
+    return value
+
+
 def _non_negative_float(text):
     try:
         value = float(text)
@@ -95,6 +105,8 @@ def _add_model_flags(p):
     g.add_argument("--sparsity-target", type=float, default=0.05, help="target mean activation ρ (kl)")
     g.add_argument("--contractive-weight", type=_non_negative_float, default=0.0,
                    help="contractive penalty weight (one-layer encoder)")
+    g.add_argument("--init", choices=("fan-in", "he-glorot"), default=None,
+                   help="initial weights (default: fan-in for the VAE, he-glorot for ae)")
     g.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
 
 
@@ -117,6 +129,9 @@ def make_parser():
     t.add_argument("--epochs", type=_positive(int), default=100, help="default 100")
     t.add_argument("--batch-size", type=_positive(int), default=64, help="default 64")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--n-jobs", type=_n_jobs, default=None,
+                   help="threads of a training step (default: the cores, when the step gains "
+                        "from them; -1: every core)")
     t.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     t.add_argument("--checkpoint", default=None, help="save a resumable checkpoint here every epoch")
     t.add_argument("--resume", default=None, help="continue from this checkpoint")

@@ -30,18 +30,21 @@ class UsageError(Exception):
 
 
 def build_model(args, *, dtype="float32"):
-    """The untrained model the flags describe."""
+    """The untrained model the flags describe (``--init`` and ``--n-jobs`` when given)."""
+    given = {name: getattr(args, name, None) for name in ("init", "n_jobs")}
+    given = {name: value for name, value in given.items() if value is not None}
     if args.model == "vae":
         return VAE(hidden=args.hidden or (128,), latent=args.latent, activation=args.activation,
                    likelihood=args.likelihood, beta=args.beta, warmup_epochs=args.warmup_epochs,
                    objective=args.objective, k=args.k if args.objective == "iwae" else 1,
-                   seed=args.seed, dtype=dtype)
+                   seed=args.seed, dtype=dtype, **given)
     return Autoencoder(hidden=args.hidden or (32,), activation=args.activation,
                        output=args.output or ("sigmoid" if args.loss == "bce" else "identity"),
                        loss=args.loss, tied=args.tied, noise=args.noise,
                        noise_level=args.noise_level, sparsity=args.sparsity,
                        sparsity_weight=args.sparsity_weight, sparsity_target=args.sparsity_target,
-                       contractive_weight=args.contractive_weight, seed=args.seed, dtype=dtype)
+                       contractive_weight=args.contractive_weight, seed=args.seed, dtype=dtype,
+                       **given)
 
 
 # -- data and paths ------------------------------------------------------------

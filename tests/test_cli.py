@@ -162,6 +162,19 @@ def test_training_through_the_cli_is_training_with_the_library(trained, name, ex
     assert saved.get_params() == model.get_params()
 
 
+def test_init_and_n_jobs_reach_the_model_and_otherwise_the_models_defaults_hold():
+    for model, default in (("vae", "fan-in"), ("ae", "he-glorot")):
+        args = parsed("train", "--model", model, "--out", "unused")
+        assert commands.build_model(args).get_params()["init"] == default
+        assert commands.build_model(args).get_params()["n_jobs"] is None
+    args = parsed("train", "--init", "he-glorot", "--n-jobs", "-1", "--out", "unused")
+    assert {k: commands.build_model(args).get_params()[k] for k in ("init", "n_jobs")} == \
+        {"init": "he-glorot", "n_jobs": -1}
+    for bad in ("0", "-2", "two"):
+        status, _, err = run("train", "--n-jobs", bad)
+        assert status == 2 and "argument --n-jobs" in err and len(err.strip().splitlines()) == 1
+
+
 # -- encode, sample, evaluate, gradcheck, filters, interpolate ---------------------------
 def test_encode_writes_one_code_per_row(trained, digits_train, tmp_path):
     model = npae.load(trained["vae"] / "model.npz")
