@@ -6,6 +6,7 @@ Ctrl-C stop a run with its model saved."""
 
 import contextlib
 import csv
+import errno
 import io
 import math
 import os
@@ -733,3 +734,25 @@ def test_sigterm_ends_a_run_with_143_a_message_and_the_model_saved(tmp_path):
     assert temporaries(tmp_path) == []
     rescued = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("npae-rescued-")}
     assert rescued == rescued_before  # saved where asked, not rescued elsewhere
+
+
+def test_a_final_write_that_fails_rescues_the_trained_model_into_the_temporary_folder(
+        tmp_path, monkeypatch):
+    """The disk fills up during the last save: the run is not lost, it is saved elsewhere."""
+    target = tmp_path / "out" / "model.npz"
+    real_save = commands.save
+
+    def save(model, path, *args, **kwargs):
+        if Path(path) == target:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(commands, "save", save)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # where mkstemp puts the rescue
+    status, out, err = run(*TRAIN, "--out", tmp_path / "out")
+    rescued = sorted(tmp_path.glob("npae-rescued-*.npz"))
+    assert status == 0 and len(rescued) == 1 and not target.exists()
+    assert f"cannot write {target} (No space left on device); the model is saved in {rescued[0]}" in err
+    assert str(rescued[0]) in out
+    model = npae.load(rescued[0])
+    assert len(model.history_["loss"]) == 3
