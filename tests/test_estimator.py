@@ -139,13 +139,17 @@ def malformed(draw, *, owner, unit_interval, float32, name="X", width=D):
     return kind, good, ValueError, rf"^{name} holds 1e\+39, too large for float32; rescale the data$"
 
 
+def malformed_for(model, **overrides):
+    """:func:`malformed` for ``model``: its class name, likelihood and dtype."""
+    return malformed(owner=type(model).__name__, unit_interval=model.needs_unit_interval,
+                     **{"float32": np.dtype(model.dtype) == np.float32, **overrides})
+
+
 @pytest.mark.parametrize("make", SMALL_MODELS.values(), ids=SMALL_MODELS.keys())
 @given(data=st.data())
 def test_malformed_inputs_are_refused_by_name_and_change_nothing(make, data):
     model = make()
-    kind, X, error, pattern = data.draw(malformed(owner=type(model).__name__,
-                                                  unit_interval=model.needs_unit_interval,
-                                                  float32=np.dtype(model.dtype) == np.float32))
+    kind, X, error, pattern = data.draw(malformed_for(model))
     points = entry_points(model)
     names = sorted(FITTING & set(points)) if kind in RANGE_KINDS else sorted(points)
     name = data.draw(st.sampled_from(names))
@@ -162,9 +166,8 @@ def test_malformed_inputs_are_refused_by_name_and_change_nothing(make, data):
 @given(data=st.data())
 def test_malformed_inputs_leave_an_unfitted_model_unfitted(make, data):
     model = make()
-    kind, X, error, pattern = data.draw(malformed(owner=type(model).__name__,
-                                                  unit_interval=model.needs_unit_interval,
-                                                  float32=True, width=None).filter(lambda drawn: drawn[0] != "width"))
+    kind, X, error, pattern = data.draw(malformed_for(model, float32=True, width=None)
+                                        .filter(lambda drawn: drawn[0] != "width"))
     before = dict(vars(model))
     with pytest.raises(error, match=pattern):
         data.draw(st.sampled_from([ENTRY_POINTS["fit"], ENTRY_POINTS["partial_fit"],
@@ -176,10 +179,7 @@ def test_malformed_inputs_leave_an_unfitted_model_unfitted(make, data):
 @given(data=st.data())
 def test_malformed_validation_data_is_refused_by_name_before_any_training(make, data):
     model = make()
-    kind, X_val, error, pattern = data.draw(malformed(owner=type(model).__name__,
-                                                      unit_interval=model.needs_unit_interval,
-                                                      float32=np.dtype(model.dtype) == np.float32,
-                                                      name="validation_data"))
+    kind, X_val, error, pattern = data.draw(malformed_for(model, name="validation_data"))
     before = snapshot(model)
     validation = data.draw(st.sampled_from([X_val, (X_val,), (X_val, None)]), label="as")
     with pytest.raises(error, match=pattern):
