@@ -375,7 +375,7 @@ def load_data(allow_random: bool = True) -> tuple:
     """
     reasons = []
     try:
-        from npae.datasets import load_fashion_mnist
+        from npae.data.datasets import load_fashion_mnist
         (X_train, _), (X_test, _) = load_fashion_mnist()
         return (np.ascontiguousarray(X_train, dtype=np.float32),
                 np.ascontiguousarray(X_test, dtype=np.float32),

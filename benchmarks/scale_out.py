@@ -121,7 +121,7 @@ def task_encode_cluster(args):
 
 def task_fit(args):
     import npae
-    from npae.batches import RowView
+    from npae.data.batches import RowView
     X = np.load(args.file, mmap_mode="r")[:args.rows]
     if args.in_memory:
         data = np.asarray(X, dtype=np.float32) / np.float32(255)   # loaded before the timer

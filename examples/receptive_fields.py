@@ -48,7 +48,8 @@ import time
 import numpy as np
 
 import npae
-from npae import font, images
+from npae.pictures import font
+from npae.pictures import png as images
 
 PARAGRAPH = """\
 What the pictures show.  The sparse autoencoder's fields ({sparse_png}) are

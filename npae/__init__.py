@@ -10,15 +10,23 @@ every gradient checked against central finite differences.
 (3, 2)
 """
 
-from . import activations, datasets, losses
-from .autoencoder import Autoencoder
-from .batches import RowView
-from .gradcheck import gradcheck, gradcheck_layer
-from .io import load, save
-from .layers import Dense, Sequential
-from .optim import SGD, Adam
-from .vae import VAE
+import sys
+
+from .data import datasets
+from .data.batches import RowView
+from .models.autoencoder import Autoencoder
+from .models.saving import load, save
+from .models.vae import VAE
+from .nn import activations, losses
+from .training import signals
+from .nn.gradcheck import gradcheck, gradcheck_layer
+from .nn.layers import Dense, Sequential
+from .nn.optim import SGD, Adam
+
+# the public modules keep their short paths too: ``import npae.losses``, ``from npae.datasets import …``
+for _module in (activations, losses, datasets, signals):
+    sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
 
 __version__ = "0.2.0"
 __all__ = ["Autoencoder", "VAE", "RowView", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
-           "gradcheck_layer", "save", "load", "activations", "losses", "datasets"]
+           "gradcheck_layer", "save", "load", "activations", "losses", "datasets", "signals"]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from conftest import GRAD_TOL, H
-from npae.activations import ACTIVATIONS, KINKED, LEAKY_SLOPE, get_activation, sigmoid, softplus
+from npae.nn.activations import ACTIVATIONS, KINKED, LEAKY_SLOPE, get_activation, sigmoid, softplus
 
 NAMES = sorted(ACTIVATIONS)
 SMOOTH = [name for name in NAMES if name not in KINKED]

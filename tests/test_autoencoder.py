@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import npae
-from npae.activations import sigmoid
+from npae.nn.activations import sigmoid
 
 PAIRS = [("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse")]
 

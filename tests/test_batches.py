@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import npae
-from npae import batches
+from npae.data import batches
 
 
 def epoch_rows(rows, batch_size, seed=0, shuffle=True):
@@ -93,7 +93,7 @@ MEMMAP_FIT = textwrap.dedent("""
     import sys, threading, time
     import numpy as np
     import npae
-    from npae import batches
+    from npae.data import batches
 
     def rss_anon():
         for line in open("/proc/self/status"):

@@ -17,7 +17,7 @@ import pytest
 
 import npae
 from npae import checks
-from npae.activations import ACTIVATIONS, get_activation
+from npae.nn.activations import ACTIVATIONS, get_activation
 
 
 # =============================================================================
@@ -270,7 +270,7 @@ def test_array_likes_become_2d_arrays_and_numbers_in_object_arrays_are_converted
 def test_lazy_arrays_are_returned_unread(tmp_path):
     mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(5, 3))
     assert checks.rows(mm) is mm
-    view = npae.batches.RowView(mm, [0, 2])
+    view = npae.data.batches.RowView(mm, [0, 2])
     assert checks.rows(view) is view
     import dask.array as da
     lazy = da.zeros((6, 3), chunks=(2, 3))

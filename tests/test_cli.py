@@ -23,9 +23,12 @@ import numpy as np
 import pytest
 
 import npae
-from npae import cli, commands, datasets, images
-from npae.batches import RowView
-from npae.estimator import Estimator
+from npae import datasets
+from npae.cli import parser as cli
+from npae.cli import commands
+from npae.pictures import png as images
+from npae.data.batches import RowView
+from npae.models.estimator import Estimator
 from pngs import read_png
 
 TRAIN = ["train", "--data", "digits", "--epochs", "3", "--quiet", "--hidden", "32", "--batch-size", "64"]
@@ -307,7 +310,7 @@ def test_an_output_the_disk_cannot_hold_is_refused_before_any_work(command, trai
     np.save(tmp_path / "data.npy", digits_train)
     before = contents(tmp_path)
     full = shutil.disk_usage(tmp_path)._replace(free=1000)
-    monkeypatch.setattr(npae.files.shutil, "disk_usage", lambda path: full)
+    monkeypatch.setattr(npae.files.atomic.shutil, "disk_usage", lambda path: full)
     forbid(monkeypatch, Estimator, "apply")
     argv = (["sample", trained["vae"] / "model.npz", "-n", 5000] if command == "sample"
             else ["encode", trained["ae"] / "model.npz", tmp_path / "data.npy"])
@@ -626,7 +629,7 @@ def test_train_into_a_read_only_folder_is_refused_before_the_first_epoch(inside,
     out = read_only_folder / "run" if inside else read_only_folder
     listed = read_only_folder != Path("/proc")  # (whose listing changes as processes come and go)
     before = sorted(os.listdir(read_only_folder)) if listed else None
-    forbid(monkeypatch, npae.training, "run")
+    forbid(monkeypatch, npae.training.loop, "run")
     assert_refused(run(*TRAIN, "--out", out), re.escape(str(read_only_folder)))
     assert not (read_only_folder / "model.npz").exists() and not (read_only_folder / "run").exists()
     assert temporaries(read_only_folder) == [] if listed else True
@@ -648,7 +651,7 @@ class CtrlCAfterStep(npae.Adam):
 def test_checkpoint_and_resume_end_like_the_uninterrupted_run(stop, trained, tmp_path, monkeypatch):
     checkpoint = tmp_path / "c.npz"
     if stop == "ctrl-c-in-epoch-2":
-        monkeypatch.setattr(npae.optim, "Adam", CtrlCAfterStep)  # the optimiser fit makes from --lr
+        monkeypatch.setattr(npae.nn.optim, "Adam", CtrlCAfterStep)  # the optimiser fit makes from --lr
         status, _, err = run(*TRAIN, "--checkpoint", checkpoint, "--out", tmp_path / "first")
         monkeypatch.undo()
         assert status == 130

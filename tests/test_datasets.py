@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npae import datasets
-from npae.datasets import (FASHION_MNIST_CLASSES, Dataset, load, load_array, load_digits,
+from npae.data.datasets import (FASHION_MNIST_CLASSES, Dataset, load, load_array, load_digits,
                            load_fashion_mnist, load_mnist_folder, read_idx)
 
 TYPE_CODES = {"u1": 0x08, "i1": 0x09, ">i2": 0x0B, ">i4": 0x0C, ">f4": 0x0D, ">f8": 0x0E}

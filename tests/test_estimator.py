@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 import npae
 from conftest import assert_unchanged, snapshot, GRAD_TOL, H, assert_gradients_ok
-from npae.activations import get_activation, sigmoid, softplus
-from npae.estimator import NotFittedError
-from npae.losses import bce_with_logits
-from npae.vae import LOGVAR_MAX, LOGVAR_MIN
+from npae.nn.activations import get_activation, sigmoid, softplus
+from npae.models.estimator import NotFittedError
+from npae.nn.losses import bce_with_logits
+from npae.models.vae import LOGVAR_MAX, LOGVAR_MIN
 
 D = 6  # features of the small models of the validation battery
 SMALL_MODELS = {
@@ -491,7 +491,7 @@ def test_a_vae_with_extreme_log_variances_has_finite_loss_and_gradients(likeliho
 
 def test_the_clamp_is_documented_and_perturbing_a_clamped_entry_leaves_the_loss_unchanged(digits):
     assert (LOGVAR_MIN, LOGVAR_MAX) == (-30.0, 20.0)
-    assert re.search(r"clamped to\s+\[[−-]30, 20\]", npae.vae.__doc__)
+    assert re.search(r"clamped to\s+\[[−-]30, 20\]", npae.models.vae.__doc__)
     model = npae.VAE(64, (8,), latent=2, likelihood="gaussian", seed=0, dtype="float64").built()
     model.logvar_head_.params["b"][0] = -1e4
     model.x_logvar_[0] = 1e4

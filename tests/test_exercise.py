@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npae.cli import main
-from npae.exercise import load_class, run_check
+from npae.cli.parser import main
+from npae.cli.check import load_class, run_check
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "examples" / "exercises"

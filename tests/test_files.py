@@ -24,8 +24,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from npae import files
-from npae.files import Archive, AtomicFile, FileRefused, NpyWriter
+from npae.files import atomic as files
+from npae.files.archive import Archive, FileRefused
+from npae.files.atomic import AtomicFile, NpyWriter
 
 
 def leftovers(folder):

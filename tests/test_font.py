@@ -3,7 +3,7 @@ import string
 
 import numpy as np
 
-from npae.font import draw_text, text_size
+from npae.pictures.font import draw_text, text_size
 
 # ----------------------------------------------------------------------------- the font
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from npae import gradcheck, gradcheck_layer
-from npae.gradcheck import verdict
+from npae.nn.gradcheck import verdict
 
 
 def smooth_loss(seed=0):

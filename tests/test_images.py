@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from npae.images import image_grid, stack_rows, write_png
+from npae.pictures.png import image_grid, stack_rows, write_png
 from pngs import crc32, read_png
 
 def test_crc32_matches_the_check_value_of_the_standard():

@@ -23,8 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npae
-from npae import records
-from npae.estimator import NotFittedError
+from npae.files import model_records as records
+from npae.models.estimator import NotFittedError
 
 CONFIGS = {
     "ae": lambda: npae.Autoencoder(64, (16,), seed=0),

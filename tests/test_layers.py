@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import H, assert_gradients_ok
 from npae import Dense, Sequential, gradcheck_layer
-from npae.activations import ACTIVATIONS, KINKED
+from npae.nn.activations import ACTIVATIONS, KINKED
 
 NAMES = sorted(ACTIVATIONS)
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import H, assert_gradients_ok
 from npae import gradcheck
-from npae.losses import bce_with_logits, gaussian_nll, kl_normal, mse, unit_interval_targets
+from npae.nn.losses import bce_with_logits, gaussian_nll, kl_normal, mse, unit_interval_targets
 
 LOG_2PI = math.log(2 * math.pi)
 LOG2 = math.log(2)

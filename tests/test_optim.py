@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npae.optim import (FLUSH_EVERY, SGD, Adam, adam_reference_update, flush_subnormals, from_record,
+from npae.nn.optim import (FLUSH_EVERY, SGD, Adam, adam_reference_update, flush_subnormals, from_record,
                         to_record)
 
 

@@ -4,9 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
-from npae.plots import PALETTE, line_plot, scatter_plot
+from npae.pictures.plots import PALETTE, line_plot, scatter_plot
 from pngs import read_png
-from npae.images import write_png
+from npae.pictures.png import write_png
 
 # ----------------------------------------------------------------------------- scatter_plot
 

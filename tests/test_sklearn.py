@@ -107,7 +107,7 @@ def test_an_unbuilt_model_is_not_fitted(digits):
     X, _ = digits
     with pytest.raises(sklearn.exceptions.NotFittedError):
         sklearn.utils.validation.check_is_fitted(npae.VAE())
-    with pytest.raises(npae.estimator.NotFittedError, match="not fitted"):
+    with pytest.raises(npae.models.estimator.NotFittedError, match="not fitted"):
         npae.VAE().transform(X)
 
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npae
-from npae import steps
-from npae.steps import guarded_step, max_update, norm_is_finite, numerical_problem
+from npae.training import step as steps
+from npae.training.step import guarded_step, max_update, norm_is_finite, numerical_problem
 
 VARIANTS = {
     "ae": (npae.Autoencoder, dict(hidden=(5, 3))),

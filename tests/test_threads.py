@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import npae
-from npae import flat, threads
+from npae.nn import buffers as flat
+from npae.training import team as threads
 
 
 def test_a_team_runs_each_member_on_its_own_thread_and_returns_in_member_order():

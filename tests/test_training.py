@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 import npae
 from conftest import assert_unchanged, snapshot
-from npae import checks, training
-from npae.signals import Terminated
+from npae import checks
+from npae.training import checkpoints, loop
+from npae.training.signals import Terminated
 
 
 @pytest.fixture(scope="module")
@@ -330,8 +331,8 @@ def test_sigterm_stops_at_a_batch_boundary_saves_and_raises_terminated(digits, t
 
 def test_checkpoints_are_written_every_so_many_epochs_and_at_the_end(digits, tmp_path, monkeypatch):
     written = []
-    save = training.save_checkpoint
-    monkeypatch.setattr(training, "save_checkpoint",
+    save = checkpoints.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint",
                         lambda path, model, state, setup: (written.append(state.epoch),
                                                            save(path, model, state, setup)))
     path = tmp_path / "ckpt.npz"

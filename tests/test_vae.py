@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import npae
-from npae.vae import ROWS_PER_PASS
+from npae.models.vae import ROWS_PER_PASS
 
 LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = ["bernoulli", "gaussian"]

@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from conftest import H, assert_gradients_ok, well_conditioned
 import npae
 from npae import VAE, Autoencoder, gradcheck
-from npae.activations import ACTIVATIONS, KINKED, get_activation
-from npae.cli import main
-from npae.losses import bce_with_logits
+from npae.nn.activations import ACTIVATIONS, KINKED, get_activation
+from npae.cli.parser import main
+from npae.nn.losses import bce_with_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOOTH = sorted(name for name in ACTIVATIONS if name not in KINKED)

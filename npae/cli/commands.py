@@ -13,13 +13,17 @@ import time
 
 import numpy as np
 
-from . import batches, checks, datasets, files, images, pictures, signals
-from .autoencoder import Autoencoder
-from .exercise import run_check
-from .gradcheck import gradcheck
-from .io import load, save
-from .signals import Terminated
-from .vae import VAE
+from .. import checks
+from ..data import batches, datasets
+from ..files import atomic
+from ..models.autoencoder import Autoencoder
+from ..models.saving import load, save
+from ..models.vae import VAE
+from ..nn.gradcheck import gradcheck
+from ..pictures import model_pictures, png
+from ..training import signals
+from ..training.signals import Terminated
+from .check import run_check
 
 SAMPLE_PNG_LIMIT = 4096  # a picture of more samples than this is not a picture anyone reads
 CHUNK = 8192             # rows per chunk of encode and sample
@@ -81,10 +85,10 @@ def check_output(flag, path, inputs):
     if not os.path.isdir(folder):
         raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
     for source in inputs:
-        if files.same_file(path, source):
+        if atomic.same_file(path, source):
             raise UsageError(f"{flag} {path} is the input {source}; write the output elsewhere")
     try:
-        files.probe_writable(flag, path)
+        atomic.probe_writable(flag, path)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -163,7 +167,7 @@ def train(args):
               "completed step)" + (f"; continue with --resume {args.checkpoint}"
                                    if args.checkpoint else ""), file=sys.stderr)
         return status
-    written = pictures.write_all(model, data, out)
+    written = model_pictures.write_all(model, data, out)
     history = model.history_
     print(f"\ntrained in {seconds:.1f}s; final training loss {history['loss'][-1]:.4f}"
           + (f", validation loss {history['val_loss'][-1]:.4f}" if history.get("val_loss") else ""))
@@ -201,7 +205,7 @@ def _save_or_rescue(model, path, checkpoint):
 
 def write_history(path, history):
     try:
-        with files.AtomicFile(path) as f:
+        with atomic.AtomicFile(path) as f:
             text = [",".join(["epoch"] + list(history))]
             for epoch in range(len(history.get("loss", []))):
                 text.append(",".join([str(epoch + 1)] + [f"{history[c][epoch]:.6f}" for c in history]))
@@ -217,7 +221,7 @@ def encode(args):
     data, how = load_data(args, model, split=False, likelihood=False)
     X = data.X_train
     check_rows(X, args.data, model)
-    with files.NpyWriter(args.out, (len(X), model.code_size), model.dtype_) as codes:
+    with atomic.NpyWriter(args.out, (len(X), model.code_size), model.dtype_) as codes:
         for start in range(0, len(X), args.chunk):
             codes[start:start + args.chunk] = model.encode(X[start:start + args.chunk])
     print(f"{how}\nwrote {args.out}: codes of shape ({len(X)}, {model.code_size})")
@@ -231,7 +235,7 @@ def sample(args):
     check_output("--out", args.out, inputs_of(args))
     rng = np.random.default_rng(args.seed)
     if args.out.endswith(".npy"):
-        with files.NpyWriter(args.out, (args.n, model.n_features_in_), model.dtype_) as out:
+        with atomic.NpyWriter(args.out, (args.n, model.n_features_in_), model.dtype_) as out:
             for start in range(0, args.n, CHUNK):
                 # the same draws as model.sample(n, seed=seed), a chunk at a time
                 z = rng.standard_normal((min(CHUNK, args.n - start), model.code_size),
@@ -242,7 +246,7 @@ def sample(args):
         if args.n > SAMPLE_PNG_LIMIT:
             raise UsageError(f"-n {args.n} is too many for one picture (at most "
                              f"{SAMPLE_PNG_LIMIT}); use --out FILE.npy")
-        images.write_png(args.out, pictures.grid(model.sample(args.n, seed=args.seed), shape))
+        png.write_png(args.out, model_pictures.grid(model.sample(args.n, seed=args.seed), shape))
     print(f"wrote {args.out}: {args.n} samples")
     return 0
 
@@ -282,7 +286,7 @@ def draw_filters(args):
     model = load(args.model_file)
     shape = image_shape(model)
     check_output("--out", args.out, inputs_of(args))
-    images.write_png(args.out, pictures.filters(model, shape, args.n))
+    png.write_png(args.out, model_pictures.filters(model, shape, args.n))
     print(f"wrote {args.out}: the first {min(args.n, model.params[next(iter(model.params))].shape[1])} "
           "first-layer filters")
     return 0
@@ -299,7 +303,7 @@ def interpolate(args):
     for a, b in pairs:
         if not (0 <= a < len(X) and 0 <= b < len(X)):
             raise UsageError(f"row indices must be in [0, {len(X)}), got {a} and {b}")
-    images.write_png(args.out, pictures.interpolations(model, X, pairs, shape, args.steps))
+    png.write_png(args.out, model_pictures.interpolations(model, X, pairs, shape, args.steps))
     print(f"wrote {args.out}: {len(pairs)} interpolations in {args.steps} steps "
           "(first and last columns are the inputs)")
     return 0

@@ -1,7 +1,7 @@
 """Model files: ``npae.save`` and ``npae.load``, and the one table of model classes.
 
-A model file is one ``.npz`` archive (:mod:`npae.files`): the parameters as
-``param/<name>`` arrays and a JSON record (:mod:`npae.records`) of the
+A model file is one ``.npz`` archive (written by :mod:`npae.files.atomic`, read by :mod:`npae.files.archive`): the parameters as
+``param/<name>`` arrays and a JSON record (:mod:`npae.files.model_records`) of the
 format version (2; version 1 files load too), the model class and its
 constructor arguments, and what fitting learned (width, dtype, column
 names, history) — plus, optionally, the optimiser's state (``optim/…``).
@@ -24,7 +24,11 @@ import math
 
 import numpy as np
 
-from . import checks, files, optim, records, training
+from .. import checks
+from ..files import atomic, model_records
+from ..files.archive import Archive, FileRefused
+from ..nn import optim
+from ..training.state import is_history
 from .autoencoder import Autoencoder
 from .vae import VAE
 
@@ -46,20 +50,20 @@ def save(model, path, *, optimizer=None):
     if not isinstance(model, tuple(MODELS.values())):
         raise TypeError(f"model must be an npae Autoencoder or VAE, got {type(model).__name__}")
     path = checks.output_file("path", path)
-    meta, arrays = records.model_record(model)
+    meta, arrays = model_records.model_record(model)
     if optimizer is not None:
         checks.callable_with("optimizer", optimizer, "state_dict")
         numbers, moments = optim.to_record(optimizer)
         meta["optimizer"] = numbers
         arrays.update({f"optim/{key}": value for key, value in moments.items()})
-    files.write_archive(path, arrays, meta)
+    atomic.write_archive(path, arrays, meta)
 
 
 def load(path, *, return_optimizer=False):
     """Read a model written by :func:`save` (or a checkpoint); with ``return_optimizer``,
     ``(model, optimizer)``, the optimiser None when the file holds none."""
     path = checks.path("path", path)
-    with files.Archive(path) as archive:
+    with Archive(path) as archive:
         meta = archive.metadata()
         model, fitted, shapes = _declared_model(meta, path)
         _check_members(archive, meta, shapes, fitted["dtype"], path)
@@ -75,7 +79,7 @@ def load(path, *, return_optimizer=False):
                 optimizer = optim.from_record(
                     meta["optimizer"], moments,
                     lambda key, shape, dtype: archive.array(f"optim/{key}", shape, dtype), params)
-            except files.FileRefused:
+            except FileRefused:
                 raise
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
@@ -101,12 +105,12 @@ def _declared_model(meta, path):
         if not ok:
             raise ValueError(f"{path}: its npae metadata is invalid: {what}")
 
-    if meta.get("format") != records.FORMAT:
+    if meta.get("format") != model_records.FORMAT:
         raise ValueError(f"{path} is not an npae model file (format {meta.get('format')!r})")
     version = meta.get("version")
-    if type(version) is not int or version not in records.READABLE_VERSIONS:
+    if type(version) is not int or version not in model_records.READABLE_VERSIONS:
         raise ValueError(f"{path} has npae file format version {version!r}; this npae reads "
-                         f"versions {', '.join(map(str, records.READABLE_VERSIONS))}")
+                         f"versions {', '.join(map(str, model_records.READABLE_VERSIONS))}")
     unknown = set(meta) - META_KEYS
     need(not unknown, f"unknown keys {sorted(unknown)}")
     need(isinstance(meta.get("model"), str) and meta["model"] in MODELS,
@@ -127,7 +131,7 @@ def _declared_model(meta, path):
     width = fitted["n_features_in"]
     need(type(width) is int and 1 <= width <= MAX_SIZE, "the width must be an int in [1, 2**31]")
     need(fitted["dtype"] in checks.FLOAT_DTYPES, "the dtype must be float32 or float64")
-    need(training.is_history(fitted["history"]), "'history' must map names to lists of numbers")
+    need(is_history(fitted["history"]), "'history' must map names to lists of numbers")
     names = fitted["feature_names_in"]
     need(names is None or (isinstance(names, list) and len(names) == width
                            and all(isinstance(n, str) for n in names)),
@@ -143,7 +147,7 @@ def _declared_model(meta, path):
     sizes = [s for shape in shapes.values() for s in shape]
     total = sum(math.prod(shape) for shape in shapes.values()) * np.dtype(fitted["dtype"]).itemsize
     need(max(sizes) <= MAX_SIZE and total <= MAX_BYTES,
-         f"it declares a model of {files.readable_size(total)} (layers up to {max(sizes)} wide)")
+         f"it declares a model of {atomic.readable_size(total)} (layers up to {max(sizes)} wide)")
     need(meta.get("params") == list(shapes),
          f"its parameter list {meta.get('params')!r} is not this model's {list(shapes)}")
     return model, fitted, shapes

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from . import checks
+from .. import checks
 
 MAX_STEPS = 2**62  # a step count beyond this is not a real run (and β^t is 0 long before)
 FLUSH_EVERY = 8    # a subnormal moment decays to exact 0 by itself in ~150 steps: flush sooner

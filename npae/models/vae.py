@@ -54,12 +54,12 @@ import math
 
 import numpy as np
 
-from . import checks
-from .activations import get_activation, sigmoid
+from .. import checks
+from ..nn.activations import get_activation, sigmoid
+from ..nn.layers import INITS, Dense, Sequential, stack_shapes
+from ..nn.losses import bce_with_logits, gaussian_nll, kl_normal, unit_interval_targets
 from .estimator import Estimator
 from .fast_vae import VAEStep
-from .layers import INITS, Dense, Sequential, stack_shapes
-from .losses import bce_with_logits, gaussian_nll, kl_normal, unit_interval_targets
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -215,7 +215,7 @@ class VAE(Estimator):
         self.kl_weight_ = s["beta"] * ramp
 
     def training_step(self, optimizer, batch_size, n_jobs):
-        """The step ``fit`` trains with: on buffers and ``n_jobs`` threads (:mod:`npae.fast_vae`)."""
+        """The step ``fit`` trains with: on buffers and ``n_jobs`` threads (:mod:`npae.models.fast_vae`)."""
         return VAEStep(self, optimizer, batch_size, n_jobs)
 
     # -- the pieces of the model ----------------------------------------------

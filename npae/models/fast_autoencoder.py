@@ -1,4 +1,4 @@
-"""The autoencoder's training step on preallocated buffers (see :mod:`npae.steps`).
+"""The autoencoder's training step on preallocated buffers (see :mod:`npae.training.step`).
 
 The arithmetic of ``Autoencoder.network_loss_and_grads`` — corruption, the encoder and decoder
 stacks, the loss from the logits or the outputs, the L1 sparsity and contractive penalties,
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import kernels
-from .steps import FastStep
+from ..nn import kernels
+from ..training.step import FastStep
 
 
 class AutoencoderStep(FastStep):

@@ -4,7 +4,7 @@ Every picture is a NumPy array, indexed ``picture[y, x]`` with ``y`` growing dow
 grey pictures are ``(h, w)``, colour pictures ``(h, w, 3)``. Grey values are floats in
 ``[0, 1]`` (0 black, 1 white); colour canvases are ``uint8`` RGB, 255 being white.
 Only NumPy and the standard library (``zlib``, ``struct``) are used.  Text and plots are
-drawn by :mod:`npae.font` and :mod:`npae.plots`.
+drawn by :mod:`npae.pictures.font` and :mod:`npae.pictures.plots`.
 """
 import math
 import struct
@@ -12,7 +12,8 @@ import zlib
 
 import numpy as np
 
-from . import checks, files
+from .. import checks
+from ..files import atomic
 
 __all__ = ["write_png", "image_grid", "stack_rows"]
 
@@ -63,7 +64,7 @@ def write_png(path, image):
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     png = (PNG_SIGNATURE + _png_chunk(b"IHDR", header)
            + _png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9)) + _png_chunk(b"IEND", b""))
-    files.write_bytes(path, png)
+    atomic.write_bytes(path, png)
 
 
 # --------------------------------------------------------------------------- grids of images

@@ -2,7 +2,7 @@
 
 Commands: ``train``, ``encode``, ``sample``, ``evaluate``, ``gradcheck``,
 ``filters``, ``interpolate`` and ``check`` (their bodies are in
-:mod:`npae.commands`); ``python -m npae <command> --help`` describes each.
+:mod:`npae.cli.commands`); ``python -m npae <command> --help`` describes each.
 Exit status: 0 done; 1 failed (a diverging run, an unwritable disk); 2 bad
 input, in one line naming the problem (never a traceback); 130 stopped by
 Ctrl-C and 143 by SIGTERM, after saving what the run had.
@@ -12,9 +12,9 @@ import argparse
 import signal
 import sys
 
+from ..training.signals import Terminated, terminate_cleanly
 from . import commands
 from .commands import UsageError
-from .signals import Terminated, terminate_cleanly
 
 DEFAULT_OUT = "npae-out"
 

@@ -20,10 +20,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import files
+from ..files.archive import Archive, FileRefused
 from .batches import RowView
 
-DIGITS_PATH = Path(__file__).with_name("data") / "digits.npz"
+DIGITS_PATH = Path(__file__).with_name("digits.npz")
 DIGITS_TEST_SIZE = 297
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -173,8 +173,8 @@ def _read_npy(path: Path):
 
 def _read_npz(path: Path):
     """The array ``X`` (and labels ``y``), or the only array, read with bounded memory
-    (:class:`npae.files.Archive`: no pickle, sizes checked before reading)."""
-    with files.Archive(path, meta_name=None) as archive:
+    (:class:`npae.files.archive.Archive`: no pickle, sizes checked before reading)."""
+    with Archive(path, meta_name=None) as archive:
         names = sorted(archive.names)
         if "X" in names:
             wanted = ["X"] + (["y"] if "y" in names else [])
@@ -251,7 +251,7 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
             if y.dtype.kind not in "iu" or y.shape != (len(X),):
                 raise ValueError(f"labels 'y' must be integers of shape ({len(X)},), got {y.dtype} {y.shape}")
             y = y.astype(np.int64)
-    except files.FileRefused:
+    except FileRefused:
         raise
     except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise ValueError(f"{path}: {err}") from None

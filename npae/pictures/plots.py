@@ -1,14 +1,14 @@
 """Scatter and line plots drawn on uint8 RGB canvases, with round ticks, grid lines and a legend.
 
 The codes of held-out data coloured by label, and loss curves per epoch: the two plots
-``python -m npae train`` writes. Text is drawn with :mod:`npae.font`.
+``python -m npae train`` writes. Text is drawn with :mod:`npae.pictures.font`.
 """
 import math
 
 import numpy as np
 
 from .font import draw_text, text_size
-from .images import at_least
+from .png import at_least
 
 __all__ = ["scatter_plot", "line_plot", "PALETTE"]
 

@@ -25,7 +25,7 @@ import threading
 
 import numpy as np
 
-from . import checks
+from .. import checks
 
 INFERENCE_ROWS = 4096  # rows per chunk of encode / decode / score: bounds memory for any n
 

@@ -1,4 +1,4 @@
-"""The VAE's training step on preallocated buffers (see :mod:`npae.steps`).
+"""The VAE's training step on preallocated buffers (see :mod:`npae.training.step`).
 
 The arithmetic of ``VAE.network_loss_and_grads`` — the encoder stack, the μ and log σ² heads
 with the clamp, the reparameterised sample z = μ + σ ⊙ ε, the decoder stack, the Bernoulli or
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import kernels
-from .steps import FastStep
+from ..nn import kernels
+from ..training.step import FastStep
 
 
 class VAEStep(FastStep):

@@ -43,12 +43,13 @@ corruption, no penalties): higher is better, as scikit-learn expects.
 
 import numpy as np
 
-from . import checks, steps
-from .activations import get_activation, sigmoid
+from .. import checks
+from ..nn.activations import get_activation, sigmoid
+from ..nn.layers import INITS, Dense, Sequential, stack_shapes
+from ..nn.losses import bce_with_logits, mse, unit_interval_targets
+from ..training import step
 from .estimator import Estimator
 from .fast_autoencoder import AutoencoderStep
-from .layers import INITS, Dense, Sequential, stack_shapes
-from .losses import bce_with_logits, mse, unit_interval_targets
 
 OUTPUT_LOSS_PAIRS = (("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"))
 NOISES = (None, "mask", "gaussian")
@@ -213,10 +214,10 @@ class Autoencoder(Estimator):
 
     def training_step(self, optimizer, batch_size, n_jobs):
         """The step ``fit`` trains with: on buffers and ``n_jobs`` threads
-        (:mod:`npae.fast_autoencoder`), or — for the KL sparsity penalty, which couples the
+        (:mod:`npae.models.fast_autoencoder`), or — for the KL sparsity penalty, which couples the
         rows of a batch through their mean — the reference step on one thread."""
         if self.settings_["sparsity"] == "kl":
-            return steps.ReferenceStep(self, optimizer)
+            return step.ReferenceStep(self, optimizer)
         return AutoencoderStep(self, optimizer, batch_size, n_jobs)
 
     # -- noise, loss and gradients --------------------------------------------

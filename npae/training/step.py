@@ -3,10 +3,10 @@
 * :class:`ReferenceStep` runs the model's own ``batch_loss_and_grads`` and the optimiser's
   ``step(params, grads)``: the plain formulas of layers.py and losses.py, on one thread.
 * :class:`FastStep`, which each model completes with its network's arithmetic
-  (:mod:`npae.fast_autoencoder`, :mod:`npae.fast_vae`), computes the same numbers on buffers
+  (:mod:`npae.models.fast_autoencoder`, :mod:`npae.models.fast_vae`), computes the same numbers on buffers
   allocated once: the parameters, the gradients and the optimiser's moments are each one flat
-  buffer (:mod:`npae.flat`); the batch is cut into parts and a team of threads
-  (:mod:`npae.threads`) works on all of them at once.  A step has three phases:
+  buffer (:mod:`npae.nn.buffers`); the batch is cut into parts and a team of threads
+  (:mod:`npae.training.team`) works on all of them at once.  A step has three phases:
 
   1. forward and backward of each part of the batch, into the part's own gradient buffer
      (scaled by 1/n of the whole batch, so the parts' buffers add up to the batch's gradient);
@@ -32,8 +32,9 @@ import math
 
 import numpy as np
 
-from . import flat, threads
-from .optim import SGD, Adam
+from ..nn import buffers
+from ..nn.optim import SGD, Adam
+from . import team
 
 UPDATE_CHUNK = 131072  # entries updated at a time: Adam's five arrays of them fit in a core's cache
 
@@ -133,9 +134,9 @@ class FastStep:
     def __init__(self, model, optimizer, batch_size, n_jobs):
         self.model, self.optimizer = model, optimizer
         self.params = model.params
-        self.layout = flat.FlatLayout.of(self.params)
+        self.layout = buffers.FlatLayout.of(self.params)
         self.P = model.params_buffer_
-        if not flat.is_view_of(self.params, self.P):
+        if not buffers.is_view_of(self.params, self.P):
             raise ValueError("the model's parameters are not views of its params_buffer_")
         self.dtype = self.P.dtype
         self.n_jobs = max(1, min(n_jobs, batch_size))
@@ -151,7 +152,7 @@ class FastStep:
         with np.errstate(over="ignore"):
             self.headroom = float(np.finfo(self.dtype).max) / 2 - float(np.abs(self.P).max())
         self.parts_of = {}
-        self.team = threads.Team(self.n_jobs).__enter__()
+        self.team = team.Team(self.n_jobs).__enter__()
 
     def close(self):
         self.team.__exit__(None, None, None)

@@ -18,9 +18,8 @@ Backward, given ``dY = ∂L/∂Y``:
 
 import numpy as np
 
-from . import checks
+from .. import checks
 from .activations import get_activation
-
 
 INITS = ("he-glorot", "fan-in")
 

@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from .gradcheck import gradcheck, gradcheck_layer, verdict
+from ..nn.gradcheck import gradcheck, gradcheck_layer, verdict
 
 DEFAULT_SHAPE = (4, 3)
 SMOOTH_TOL = 1e-6   # pass for a smooth function

@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from . import datasets, images, plots
+from ..data import datasets
+from . import plots, png
 
 
 def write_all(model, data, out):
@@ -24,7 +25,7 @@ def write_all(model, data, out):
 
     def put(name, picture):
         path = os.path.join(out, name)
-        images.write_png(path, picture)
+        png.write_png(path, picture)
         written.append(path)
 
     if shape:
@@ -54,7 +55,7 @@ def enlargement(shape):
 
 def grid(pictures, shape, *, ncols=None, pad=2):
     """Images in [0, 1] (clipped) laid out in a grid."""
-    return images.image_grid(np.clip(pictures, 0, 1), shape, ncols=ncols,
+    return png.image_grid(np.clip(pictures, 0, 1), shape, ncols=ncols,
                              scale=enlargement(shape), pad=pad)
 
 
@@ -68,7 +69,7 @@ def reconstructions(model, X, shape):
 def filters(model, shape, n=64):
     """The first layer's weights, one tile per hidden unit, each tile scaled to its own range."""
     W = next(iter(model.params.values()))
-    return images.image_grid(W.T[:n], shape, scale=enlargement(shape), pad=2, normalize=True)
+    return png.image_grid(W.T[:n], shape, scale=enlargement(shape), pad=2, normalize=True)
 
 
 def first_two(codes):

@@ -5,7 +5,7 @@ format's name and version, the model's class name, its constructor
 arguments (``get_params``) and what fitting learned besides the weights
 (``n_features_in_``, the dtype, ``feature_names_in_``, ``history_``);
 ``arrays`` maps ``param/<name>`` to each parameter.  Model files
-(:mod:`npae.io`) and checkpoints (:mod:`npae.training`) both start from it.
+(:mod:`npae.models.saving`) and checkpoints (:mod:`npae.training.checkpoints`) both start from it.
 """
 
 import math
