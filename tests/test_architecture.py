@@ -17,11 +17,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "npae"
 HOUSE = [
     ("checks", [{"checks"}]),                                             # validation and seeds
     ("files", [{"atomic"}, {"archive", "model_records"}]),
-    ("nn", [{"activations", "buffers", "optim", "gradcheck"}, {"layers", "losses", "kernels"}]),
+    ("nn", [{"activations", "buffers", "optim", "gradcheck"}, {"layers", "losses"}]),
     ("data", [{"columns", "batches", "dask_arrays"}, {"datasets"}]),
     ("training", [{"signals", "progress", "team", "state"}, {"step", "checkpoints"}, {"loop"}]),
-    ("models", [{"conventions"}, {"fitting", "inference"}, {"estimator", "fast_autoencoder",
-                "fast_vae"}, {"autoencoder", "vae"}, {"saving"}]),
+    ("models", [{"conventions"}, {"fitting", "inference"}, {"estimator", "vae_evaluation"},
+                {"autoencoder", "vae"}, {"saving"}]),
     ("pictures", [{"png", "font"}, {"plots"}, {"model_pictures"}]),
     ("cli", [{"check"}, {"commands"}, {"parser"}]),
 ]

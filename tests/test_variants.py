@@ -34,6 +34,7 @@ import npae
 from npae import VAE, Autoencoder, gradcheck
 from npae.nn.activations import ACTIVATIONS, KINKED, get_activation
 from npae.cli.parser import main
+from npae.nn.buffers import Workspace
 from npae.nn.losses import bce_with_logits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,14 @@ sizes = st.tuples(st.integers(2, 5), st.integers(2, 6), st.integers(1, 4), st.in
 def data(seed, n, d):
     """Rows in [0.05, 0.95]: valid Bernoulli targets, away from where the BCE is steepest."""
     return np.random.default_rng(seed).uniform(0.05, 0.95, size=(n, d))
+
+
+def loss_at(model, X, eps, beta):
+    """The model's one loss function (``batch_loss``, what a training step runs) with the weight
+    β of a warm-up epoch, on fresh buffers: (loss, grads)."""
+    _, layout = model.parameter_buffer()
+    grads = layout.views(np.zeros(layout.size))
+    return model.batch_loss(X, eps, Workspace(np.float64), grads, 1 / len(X), beta), grads
 
 
 def check_model(model, X, eps=None):
@@ -130,10 +139,12 @@ def test_warmup_gradients_at_an_intermediate_epoch(objective, size):
     n, d, latent, seed = size
     model = VAE(d, (3,), latent, activation="tanh", beta=2.0, warmup_epochs=4, objective=objective,
                 k=3, dtype="float64", seed=seed).built()
-    model.begin_epoch(1)  # β_1 = 2 · 2/4 = 1
-    assert model.kl_weight_ == 1.0 < model.beta
+    beta = model.loss_weights(1)  # β_1 = 2 · 2/4 = 1
+    assert beta == 1.0 < model.beta == model.loss_weights(None)
     shape = (n, latent) if objective == "elbo" else (3, n, latent)
-    check_model(model, data(seed, n, d), eps=np.random.default_rng(seed + 1).standard_normal(shape))
+    X, eps = data(seed, n, d), np.random.default_rng(seed + 1).standard_normal(shape)
+    assume(well_conditioned(*loss_at(model, X, eps, beta)))
+    assert_gradients_ok(gradcheck(lambda: loss_at(model, X, eps, beta), model.params, eps=H))
 
 
 # --- the L2 penalty alpha: loss += (α/2) Σ ‖W‖² over the "*.W" matrices, gradient α·W ------
@@ -369,14 +380,10 @@ def test_iwae_loss_falls_as_k_grows():
 # --- warm-up: β rises linearly ----------------------------------------------------------
 def test_warmup_ramps_beta_linearly_then_holds():
     model = VAE(6, (4,), 2, beta=2.0, warmup_epochs=4, seed=0).built()
-    betas = []
-    for epoch in range(7):
-        model.begin_epoch(epoch)
-        betas.append(model.kl_weight_)
+    betas = [model.loss_weights(epoch) for epoch in range(7)]
     np.testing.assert_allclose(betas, [0.5, 1.0, 1.5, 2.0, 2.0, 2.0, 2.0])
-    plain = VAE(6, (4,), 2, beta=2.0, seed=0).built()
-    plain.begin_epoch(0)
-    assert plain.kl_weight_ == 2.0
+    assert model.loss_weights(None) == 2.0                 # outside training: the full β
+    assert VAE(6, (4,), 2, beta=2.0, seed=0).built().loss_weights(0) == 2.0
 
 
 def test_warmup_loss_is_reconstruction_plus_ramped_beta_times_kl():
@@ -384,19 +391,33 @@ def test_warmup_loss_is_reconstruction_plus_ramped_beta_times_kl():
     X = data(9, 5, 6)
     model = VAE(6, (4,), 2, beta=3.0, warmup_epochs=3, dtype="float64", seed=0).built()
     eps = np.random.default_rng(0).standard_normal((5, 2))
-    losses = []
-    for epoch in range(3):
-        model.begin_epoch(epoch)
-        losses.append(model.loss_and_grads(X, eps=eps)[0])
+    losses = [loss_at(model, X, eps, model.loss_weights(epoch))[0] for epoch in range(3)]
     assert losses[2] - losses[1] == pytest.approx(losses[1] - losses[0], rel=1e-10)
-    model.begin_epoch(0)
-    assert model.kl_weight_ == pytest.approx(1.0)
+    assert losses[2] == pytest.approx(model.loss_and_grads(X, eps=eps)[0], rel=1e-12)
 
 
-def test_fit_applies_the_warmup_each_epoch():
-    X = npae.datasets.load_digits()[0][:64]
-    model = VAE(64, (16,), 2, beta=1.0, warmup_epochs=4, seed=0).fit(X, epochs=2, verbose=0)
-    assert model.kl_weight_ == pytest.approx(0.5)
+def test_after_a_fit_inside_the_warm_up_the_model_keeps_the_full_beta():
+    X = npae.datasets.load_digits()[0][:64].astype(np.float64)
+    model = VAE(64, (16,), 2, beta=1.5, warmup_epochs=10, seed=0, dtype="float64")
+    model.fit(X, epochs=3, verbose=0)
+    eps = np.random.default_rng(0).standard_normal((64, 2))
+    full, _ = loss_at(model, X, eps, 1.5)
+    assert model.loss_and_grads(X, eps=eps)[0] == pytest.approx(full, rel=1e-12)
+    assert model.loss_and_grads(X, eps=eps)[0] != pytest.approx(
+        loss_at(model, X, eps, model.loss_weights(2))[0], rel=1e-6)
+
+
+def test_validation_and_early_stopping_score_the_full_beta_during_the_warm_up():
+    """Every epoch's val_loss is the objective's (β, not the epoch's warm-up β): the restored
+    best epoch's val_loss is what the model now scores on the validation rows."""
+    X = npae.datasets.load_digits()[0]
+    train, val = X[:1200], X[1200:1500]
+    model = VAE(64, (32,), 2, beta=4.0, warmup_epochs=20, early_stopping=True,
+                n_iter_no_change=3, epochs=12, batch_size=64, seed=0, dtype="float64")
+    model.fit(train, validation_data=val)
+    assert model.best_epoch_ < 20                                # inside the warm-up
+    assert model.best_val_loss_ == pytest.approx(
+        model.average_loss(val, rng=np.random.default_rng(0)), rel=1e-12)
 
 
 # --- each variant from the command line -----------------------------------------------

@@ -39,17 +39,24 @@ Members of the family, all options of the one class and all adding to ``L``:
 
 ``score`` is minus the mean reconstruction loss of the clean input (no
 corruption, no penalties): higher is better, as scikit-learn expects.
+
+The loss and its gradients are written once, in :meth:`Autoencoder.batch_loss`, on the
+layers' and losses' buffered functions (:mod:`npae.nn.layers`, :mod:`npae.nn.losses`).
+``loss_and_grads`` calls it with fresh buffers; ``fit``'s training step calls it for each
+part of a batch, on each thread, with buffers that live as long as the run.  Change it and
+training changes.
 """
 
 import numpy as np
 
 from .. import checks
+from ..nn import activations
 from ..nn.activations import get_activation, sigmoid
-from ..nn.layers import INITS, Dense, Sequential, stack_shapes
+from ..nn.buffers import Workspace
+from ..nn.layers import (INITS, Dense, Sequential, affine_backward, backward_stack, forward_stack,
+                         stack_shapes)
 from ..nn.losses import bce_with_logits, mse, unit_interval_targets
-from ..training import step
 from .estimator import Estimator
-from .fast_autoencoder import AutoencoderStep
 
 OUTPUT_LOSS_PAIRS = (("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"))
 NOISES = (None, "mask", "gaussian")
@@ -130,7 +137,7 @@ class Autoencoder(Estimator):
     # -- settings and the network --------------------------------------------
     def check_settings(self):
         """The network's hyper-parameters, checked: a dict of their values."""
-        s = {"hidden": checks.sizes("hidden", self.hidden),
+        settings = {"hidden": checks.sizes("hidden", self.hidden),
              "activation": get_activation(self.activation).name,
              "output": get_activation(self.output).name,
              "loss": checks.one_of("loss", self.loss, ("bce", "mse")),
@@ -142,18 +149,18 @@ class Autoencoder(Estimator):
                                               high=1, low_open=True, high_open=True),
              "contractive_weight": checks.number("contractive_weight", self.contractive_weight,
                                                  low=0)}
-        s["noise_level"] = checks.number("noise_level", self.noise_level, low=0,
-                                         high=1 if s["noise"] == "mask" else np.inf, high_open=True)
-        if (s["output"], s["loss"]) not in OUTPUT_LOSS_PAIRS:
+        settings["noise_level"] = checks.number("noise_level", self.noise_level, low=0,
+                                         high=1 if settings["noise"] == "mask" else np.inf, high_open=True)
+        if (settings["output"], settings["loss"]) not in OUTPUT_LOSS_PAIRS:
             raise ValueError(f"output={self.output!r} with loss={self.loss!r} is not supported; use "
                              f"one of {OUTPUT_LOSS_PAIRS} (bce is computed from the logits of a sigmoid)")
-        if s["sparsity"] == "kl" and s["activation"] != "sigmoid":
+        if settings["sparsity"] == "kl" and settings["activation"] != "sigmoid":
             raise ValueError("sparsity='kl' needs codes in (0, 1): use activation='sigmoid'")
-        if s["contractive_weight"] and len(s["hidden"]) != 1:
+        if settings["contractive_weight"] and len(settings["hidden"]) != 1:
             raise ValueError("contractive_weight needs a one-layer encoder: hidden=(k,)")
-        s["init"] = checks.one_of("init", self.init, INITS)
+        settings["init"] = checks.one_of("init", self.init, INITS)
         checks.number("alpha", self.alpha, low=0)
-        return s
+        return settings
 
     network_settings = ("hidden", "activation", "output", "loss", "tied")
 
@@ -165,25 +172,25 @@ class Autoencoder(Estimator):
 
     def parameter_shapes(self, n_features):
         """name → shape of every parameter for data of width ``n_features`` (nothing built)."""
-        s = self.check_settings()
-        sizes = (n_features,) + s["hidden"]
+        settings = self.check_settings()
+        sizes = (n_features,) + settings["hidden"]
         return {**stack_shapes("encoder", sizes),
-                **stack_shapes("decoder", sizes[::-1], weights=not s["tied"])}
+                **stack_shapes("decoder", sizes[::-1], weights=not settings["tied"])}
 
     def make_network(self, n_features, rng):
         """The encoder and decoder stacks for ``n_features`` inputs, weights drawn from ``rng``."""
-        s = self.settings_ = self.check_settings()
-        sizes = (n_features,) + s["hidden"]
+        settings = self.settings_ = self.check_settings()
+        sizes = (n_features,) + settings["hidden"]
         dtype = self.dtype_
         def dense(a, b, activation):
-            return Dense(a, b, activation, seed=rng, dtype=dtype, init=s["init"])
+            return Dense(a, b, activation, seed=rng, dtype=dtype, init=settings["init"])
 
-        self.encoder_ = Sequential(dense(a, b, s["activation"]) for a, b in zip(sizes[:-1], sizes[1:]))
-        last = "identity" if s["loss"] == "bce" else s["output"]  # bce takes the logits
+        self.encoder_ = Sequential(dense(a, b, settings["activation"]) for a, b in zip(sizes[:-1], sizes[1:]))
+        last = "identity" if settings["loss"] == "bce" else settings["output"]  # bce takes the logits
         back = sizes[::-1]
-        self.decoder_ = Sequential(dense(a, b, last if i == len(back) - 2 else s["activation"])
+        self.decoder_ = Sequential(dense(a, b, last if i == len(back) - 2 else settings["activation"])
                                    for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
-        if s["tied"]:
+        if settings["tied"]:
             for dec, enc in zip(self.decoder_.layers, reversed(self.encoder_.layers)):
                 dec.params["W"] = enc.params["W"].T
 
@@ -208,17 +215,19 @@ class Autoencoder(Estimator):
         return params
 
     def describe(self):
-        s = self.settings_
-        sizes = (self.n_features_in_,) + s["hidden"] + s["hidden"][-2::-1] + (self.n_features_in_,)
-        return " → ".join(map(str, sizes)) + f", {s['activation']}, {s['output']} output, {s['loss']}"
+        settings = self.settings_
+        sizes = (self.n_features_in_,) + settings["hidden"] + settings["hidden"][-2::-1] + (self.n_features_in_,)
+        return " → ".join(map(str, sizes)) + f", {settings['activation']}, {settings['output']} output, {settings['loss']}"
 
-    def training_step(self, optimizer, batch_size, n_jobs):
-        """The step ``fit`` trains with: on buffers and ``n_jobs`` threads
-        (:mod:`npae.models.fast_autoencoder`), or — for the KL sparsity penalty, which couples the
-        rows of a batch through their mean — the reference step on one thread."""
-        if self.settings_["sparsity"] == "kl":
-            return step.ReferenceStep(self, optimizer)
-        return AutoencoderStep(self, optimizer, batch_size, n_jobs)
+    @property
+    def rows_coupled(self):
+        """The KL sparsity penalty couples the rows of a batch (through their mean code): such a
+        batch is computed whole, on one thread."""
+        return self.built().settings_["sparsity"] == "kl"
+
+    def loss_weights(self, epoch):
+        """Nothing in the autoencoder's loss changes from epoch to epoch."""
+        return None
 
     # -- noise, loss and gradients --------------------------------------------
     def draw_noise(self, n, rng):
@@ -229,69 +238,109 @@ class Autoencoder(Estimator):
         draw = rng.random if noise == "mask" else rng.standard_normal
         return draw((n, self.n_features_in_), dtype=self.dtype_)
 
-    def corrupt(self, X, eps):
-        """The denoising corruption X̃ of the clean batch X, given the noise draws eps."""
+    def noise_rows(self, eps, rows):
+        """The noise of the batch's ``rows`` (a slice)."""
+        return None if eps is None else eps[rows]
+
+    def corrupt(self, X, eps, work=None):
+        """The denoising corruption X̃ of the clean batch X, given the noise draws eps:
+        ``X ⊙ 1[U ≥ ν]`` (mask) or ``X + ν E`` (gaussian); X itself without noise."""
         noise, level = self.built().settings_["noise"], self.settings_["noise_level"]
+        if noise is None:
+            return X
+        work = Workspace(X.dtype) if work is None else work
+        corrupted = work.like("corrupted", X)
         if noise == "mask":
-            return X * (eps >= level)
-        if noise == "gaussian":
-            return X + level * eps
-        return X
+            np.greater_equal(eps, level, out=corrupted, casting="unsafe")   # 1[U ≥ ν], as floats
+            return np.multiply(X, corrupted, out=corrupted)
+        np.multiply(eps, level, out=corrupted)
+        corrupted += X
+        return corrupted
 
-    def network_loss_and_grads(self, X, eps):
-        """Forward and backward through the whole autoencoder on a checked batch."""
-        s, n = self.settings_, X.shape[0]
-        H = self.encoder_.forward(self.corrupt(X, eps))
-        out = self.decoder_.forward(H)
-        loss, dout = (bce_with_logits if s["loss"] == "bce" else mse)(out, X)
-        dH = self.decoder_.backward(dout)
-        weight = s["sparsity_weight"]
-        if s["sparsity"] == "l1":
-            loss += weight * float(np.abs(H).sum()) / n
-            dH += (weight / n) * np.sign(H)
-        elif s["sparsity"] == "kl":
-            # where the clamp of ρ̂ bites, the penalty is flat and passes no gradient
-            rho, mean_h = s["sparsity_target"], H.mean(axis=0)
-            rho_hat = np.clip(mean_h, KL_CLAMP, 1 - KL_CLAMP)
-            loss += weight * float(np.sum(
-                rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))))
-            inside = (mean_h >= KL_CLAMP) & (mean_h <= 1 - KL_CLAMP)
-            dH += (weight / n) * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) * inside
-        if s["contractive_weight"]:
-            loss += self._contractive_backward(dH, n)
+    def batch_loss(self, X, eps, work, grads, scale, weights=None):
+        """The loss of the rows ``X`` (times ``scale``) and its gradients, written into ``grads``.
+
+        Forward: X̃ = corrupt(X), H = encoder(X̃), X̂ = decoder(H); the loss of X̂ against the
+        clean X (BCE from the logits, or squared error), plus the code's penalty.  Backward:
+        through the decoder to ∂L/∂H, the penalty's ∂/∂H added, then through the encoder (with
+        the contractive penalty's own terms for a one-layer encoder); a tied weight's two
+        gradients summed.  ``work`` holds every intermediate array (:mod:`npae.nn.buffers`);
+        ``grads`` maps each name of ``params`` to its gradient's array, which is overwritten.
+        """
+        settings = self.settings_
+        X_in = self.corrupt(X, eps, work)
+        encoder, decoder = self.encoder_.layers, self.decoder_.layers
+        code = forward_stack(encoder, X_in, work, "encoder")
+        H = code[-1]
+        out = forward_stack(decoder, H, work, "decoder")
+        if settings["loss"] == "bce":                     # the decoder's last layer gave the logits
+            loss, dout = bce_with_logits(out[-1], X, scale=scale, out=work.like("dout", X),
+                                         work=work)
         else:
-            self.encoder_.backward(dH, need_dX=False)
-        return loss, self._collect_grads()
+            loss, dout = mse(out[-1], X, scale=scale, out=work.like("dout", X))
+        tied = [work.array(f"tied.{i}", layer.params["W"].shape)
+                for i, layer in enumerate(decoder)] if settings["tied"] else None
+        dH = backward_stack(decoder, H, out, dout, grads, work, "decoder", work.like("dH", H), tied)
+        loss += self.code_penalty(H, dH, scale, work)
+        if settings["contractive_weight"]:
+            loss += self.contractive_backward(X_in, H, dH, scale, grads, work)
+        else:
+            backward_stack(encoder, X_in, code, dH, grads, work, "encoder")
+        for i, dW in enumerate(tied or ()):        # each tied weight is used twice: sum both
+            grads[f"encoder.{len(encoder) - 1 - i}.W"] += dW.T
+        return loss
 
-    def _contractive_backward(self, dH, n):
-        """Backward through the one-layer encoder with the contractive penalty; returns it."""
-        layer, lam = self.encoder_.layers[0], self.settings_["contractive_weight"]
-        H, W = layer.Y, layer.params["W"]
-        df, d2f = layer.activation.df(H), layer.activation.d2f(H)
-        c = (W * W).sum(axis=0)                               # c_j = Σ_k W[k, j]²
-        penalty = lam / n * float(((df * df) @ c).sum())      # λ (1/n) Σ_i Σ_j f′(a_ij)² c_j
-        dA = dH * df + (2 * lam / n) * df * d2f * c           # ∂/∂a through f′ and through the penalty
-        layer.backward_affine(dA, need_dX=False)
-        layer.grads["W"] += (2 * lam / n) * W * (df * df).sum(axis=0)
+    def code_penalty(self, H, dH, scale, work):
+        """The sparsity penalty of the codes H (times ``scale``); its ∂/∂H added into ``dH``.
+
+        L1: λ Σ|h|, gradient λ sign(h).  KL: λ Σ_j KL(ρ ‖ ρ̂_j) with ρ̂ = the rows' mean code
+        (the whole batch: ``rows_coupled``), weighted by the batch's share n · scale; where the
+        clamp of ρ̂ to [1e-6, 1 − 1e-6] bites, the penalty is flat and passes no gradient."""
+        settings = self.settings_
+        weight = settings["sparsity_weight"]
+        if settings["sparsity"] == "l1":
+            signs = np.sign(H, out=work.like("signs", H))
+            penalty = weight * scale * float(np.vdot(signs, H))   # Σ |h| = Σ sign(h) h
+            signs *= weight * scale
+            dH += signs
+            return penalty
+        if settings["sparsity"] != "kl":
+            return 0.0
+        rho, mean_h = settings["sparsity_target"], H.mean(axis=0)
+        rho_hat = np.clip(mean_h, KL_CLAMP, 1 - KL_CLAMP)
+        share = scale * H.shape[0]
+        penalty = weight * share * float(np.sum(
+            rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat))))
+        inside = (mean_h >= KL_CLAMP) & (mean_h <= 1 - KL_CLAMP)
+        dH += (weight * scale) * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) * inside
         return penalty
 
-    def _collect_grads(self):
-        grads = {f"encoder.{k}": v for k, v in self.encoder_.grads.items()}
-        for k, v in self.decoder_.grads.items():
-            if self.settings_["tied"] and k.endswith(".W"):
-                i = len(self.decoder_.layers) - 1 - int(k.split(".")[0])
-                grads[f"encoder.{i}.W"] = grads[f"encoder.{i}.W"] + v.T
-            else:
-                grads[f"decoder.{k}"] = v
-        return grads
+    def contractive_backward(self, X, H, dH, scale, grads, work):
+        """Backward through the one-layer encoder H = f(X W + b) with the contractive penalty
+        λ Σ_i Σ_j f′(a_ij)² c_j (times ``scale``), c_j = Σ_k W[k, j]²; returns the penalty.
+
+        ∂/∂a_ij = ∂L/∂h_ij f′(a_ij) + 2λ f′ f″ c_j, and W gets the direct 2λ f′² W[k, j] too."""
+        layer, lam = self.encoder_.layers[0], self.settings_["contractive_weight"]
+        W, f = layer.params["W"], layer.activation
+        df, d2f = f.df(H, out=work.like("df", H)), f.d2f(H, out=work.like("d2f", H))
+        c = (W * W).sum(axis=0)
+        squares = df * df
+        penalty = lam * scale * float((squares @ c).sum())
+        dA = activations.backward(dH, H, f, work.like("scratch", H))
+        d2f *= df
+        d2f *= (2 * lam * scale) * c
+        dA += d2f
+        affine_backward(dA, X, W, grads["encoder.0.W"], grads["encoder.0.b"])
+        grads["encoder.0.W"] += (2 * lam * scale) * W * squares.sum(axis=0)
+        return penalty
 
     # -- checked batches -----------------------------------------------------------
     def encode_batch(self, X):
-        return self.encoder_.forward(X).copy()
+        return forward_stack(self.encoder_.layers, X, Workspace(self.dtype_), "encoder")[-1]
 
     def decode_batch(self, H):
-        out = self.decoder_.forward(H)
-        return sigmoid(out) if self.settings_["loss"] == "bce" else out.copy()
+        out = forward_stack(self.decoder_.layers, H, Workspace(self.dtype_), "decoder")[-1]
+        return sigmoid(out, out=out) if self.settings_["loss"] == "bce" else out
 
     def score_batch(self, X):
         """Minus each row's reconstruction loss (clean input, no penalties).
@@ -303,8 +352,8 @@ class Autoencoder(Estimator):
         """
         if self.settings_["loss"] == "bce":
             X = unit_interval_targets(X)
-        logits = self.decoder_.forward(self.encoder_.forward(X))
-        if self.settings_["loss"] == "bce":
-            return -bce_with_logits(logits, X, per_example=True)[0]
-        return -mse(logits, X, per_example=True)[0]
-
+        work = Workspace(self.dtype_)
+        H = forward_stack(self.encoder_.layers, X, work, "encoder")[-1]
+        out = forward_stack(self.decoder_.layers, H, work, "decoder")[-1]
+        loss = bce_with_logits if self.settings_["loss"] == "bce" else mse
+        return -loss(out, X, per_example=True)[0]

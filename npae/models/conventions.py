@@ -86,6 +86,12 @@ class Conventions:
         """Live parameters: name → array (updating them updates the model)."""
         return self.built().network_params()
 
+    def parameter_buffer(self):
+        """``(buffer, layout)``: the flat array every parameter is a view of, and where each sits
+        in it (:class:`~npae.nn.buffers.FlatLayout`)."""
+        self.built()
+        return self.params_buffer_, buffers.FlatLayout.of(self.network_params())
+
     @property
     def n_parameters(self):
         """The number of parameters (entries of ``params``)."""

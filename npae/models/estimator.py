@@ -17,11 +17,30 @@
 * Dask arrays are recognised by their interface and transformed lazily,
   block by block (:mod:`npae.data.dask_arrays`); Dask is never imported.
 
-A model class provides the network through this protocol (see each model):
-``check_settings()``; ``parameter_shapes(d)``; ``make_network(d, rng)`` and
-``bind_params(views)`` (the parameters become views of one buffer, ``params_buffer_``);
-``network_params()``; ``code_size``; ``draw_noise(n, rng)``; ``network_loss_and_grads``;
-``training_step(optimizer, batch_size, n_jobs)``; ``encode_batch``, ``decode_batch``, ``score_batch``.
+**The model protocol** — written down here, once.  A model class provides:
+
+* its network: ``check_settings()`` (the hyper-parameters, checked, as a dict),
+  ``network_settings`` (those a new network needs), ``parameter_shapes(d)``,
+  ``make_network(d, rng)``, ``bind_params(views)``, ``network_params()`` (name → array) and
+  ``code_size``;
+* its loss, written once: ``batch_loss(X, eps, work, grads, scale, weights)`` returns the loss
+  of the rows X times ``scale`` and writes its gradient into ``grads`` (name → array, every
+  entry overwritten), every intermediate array in the workspace ``work``
+  (:class:`npae.nn.buffers.Workspace`); ``loss_weights(epoch)`` is the ``weights`` of a
+  training epoch (the VAE's warm-up β), ``loss_weights(None)`` the objective's own;
+  ``draw_noise(n, rng)`` and ``noise_rows(eps, rows)`` its randomness; ``rows_coupled``, True
+  when a row's loss depends on the other rows of its batch;
+* its row maps: ``encode_batch``, ``decode_batch``, ``score_batch`` on a checked batch.
+
+What the training step (:mod:`npae.training.step`) asks of a model is ``parameter_buffer()``
+— the flat array every parameter is a view of, and its layout — ``batch_loss``,
+``noise_rows``, ``rows_coupled`` and ``alpha``; the training loop
+(:mod:`npae.training.loop`) adds ``draw_noise``, ``loss_weights``, ``average_loss`` and
+``params``.  Neither reads anything else of the model.
+
+From ``VAE.fit(X)`` to the first matrix product: ``Fitting.fit`` → ``Fitting.run_training``
+→ ``loop.run`` → ``Step.__call__`` → ``VAE.batch_loss`` → ``layers.forward_stack`` →
+``layers.dense_forward`` (``np.matmul``).
 """
 
 from .conventions import Conventions, NotFittedError

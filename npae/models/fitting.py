@@ -11,7 +11,9 @@ import numpy as np
 from .. import checks
 from ..data import batches, columns
 from ..files import atomic
-from ..training import checkpoints, loop, team
+from ..nn.buffers import Workspace
+from ..nn.losses import l2_penalty
+from ..training import checkpoints, loop
 from ..training.state import PARAMETERS, TrainingState, settings, setup_of
 
 
@@ -31,7 +33,8 @@ class Fitting:
         the per-example loss summed over features (plus the ``alpha`` penalty);
         ``grads`` a dict with the keys of ``params``.  ``eps`` fixes the
         model's randomness (see the model's docstring); drawn from the model's
-        own generator when None.
+        own generator when None.  This is the model's ``batch_loss`` — the function
+        ``fit`` trains with — on fresh buffers, with the objective's own weights (the full β).
         """
         X = self._checked(X, fitting=True)
         self.refresh_settings()
@@ -46,24 +49,21 @@ class Fitting:
         if stale:
             raise ValueError(f"{', '.join(stale)} changed since the network was built; fit again "
                              "to build the new network (or set it back)")
-        changed = settings != self.settings_
         self.settings_ = settings
-        if changed:
-            self.begin_epoch(None)  # the loss's weights as they stand, outside any warm-up
 
     def batch_loss_and_grads(self, X, eps):
-        """:meth:`loss_and_grads` of a batch already checked, with its noise drawn.
-
-        Adds the L2 penalty ``(alpha / 2) Σ_W ‖W‖²`` over the weight matrices
-        (not biases), whose gradient is ``alpha · W``.
-        """
-        loss, grads = self.network_loss_and_grads(X, eps)
+        """:meth:`loss_and_grads` of a batch already checked, with its noise drawn: the model's
+        ``batch_loss`` with a fresh workspace and gradient buffer (scale 1/n: the batch's
+        mean), plus the L2 penalty ``(alpha / 2) Σ_W ‖W‖²`` over the weight matrices (not
+        biases), whose gradient is ``alpha · W`` (:func:`npae.nn.losses.l2_penalty`)."""
+        params_buffer, layout = self.parameter_buffer()
+        grads = layout.views(np.zeros(layout.size, dtype=self.dtype_))
+        loss = self.batch_loss(X, eps, Workspace(self.dtype_), grads, 1.0 / X.shape[0],
+                               self.loss_weights(None))
         alpha = checks.number("alpha", self.alpha, low=0)
-        if alpha:
-            for name, p in self.network_params().items():
-                if name.endswith(".W"):
-                    loss += 0.5 * alpha * float(np.vdot(p, p))
-                    grads[name] = grads[name] + alpha * p
+        params = layout.views(params_buffer)
+        for name in layout.weight_names():
+            loss += l2_penalty(params[name], grads[name], alpha)
         return loss, grads
 
     def checked_noise(self, eps, n, rng):
@@ -79,7 +79,8 @@ class Fitting:
         return eps
 
     def average_loss(self, X, *, eps=None, rng=None):
-        """The loss alone on any number of rows, as a float (in chunks; noise from ``rng``)."""
+        """The loss alone on any number of rows, as a float (in chunks; noise from ``rng``),
+        with the objective's own weights — what validation and early stopping compare."""
         rng = checks.generator(rng, name="rng") if rng is not None else self.built().rng_
         self.refresh_settings()
         total, n = 0.0, 0
@@ -90,10 +91,6 @@ class Fitting:
         if n == 0:
             raise ValueError("X is empty: the loss of no rows is undefined")
         return total / n
-
-    def begin_epoch(self, epoch):
-        """Called by the training loop before each epoch (None: outside training); nothing
-        to do by default."""
 
     # -- fitting --------------------------------------------------------------
     def fit(self, X, y=None, **overrides):
@@ -108,14 +105,14 @@ class Fitting:
         """
         before = dict(self.__dict__)
         try:
-            s = self.training_settings(overrides)
+            training = self.training_settings(overrides)
             X, names, data_range = self._fit_data(X)
-            if not self._warm(s, X):
-                self.start_from_seed(X.shape[1], s["seed"], self._dtype_for(X))
+            if not self._warm(training, X):
+                self.start_from_seed(X.shape[1], training["seed"], self._dtype_for(X))
             self.set_feature_names(names)
             rows = batches.Rows(X, self.dtype_)
-            _, train_rng, _, split_rng = checks.generators(s["seed"], 4)
-            validation = s["validation_data"]
+            _, train_rng, _, split_rng = checks.generators(training["seed"], 4)
+            validation = training["validation_data"]
             if isinstance(validation, tuple):  # (X_val,) or (X_val, y_val), as Keras takes it
                 if not 1 <= len(validation) <= 2:
                     raise ValueError("validation_data must be X_val or a tuple (X_val, y_val), "
@@ -123,49 +120,60 @@ class Fitting:
                 validation = validation[0]
             if validation is not None:
                 validation = self._fit_data(validation, X.shape[1], name="validation_data")[0]
-            elif s["early_stopping"]:
-                rows, held_out = rows.split(s["validation_fraction"], split_rng)
+            elif training["early_stopping"]:
+                rows, held_out = rows.split(training["validation_fraction"], split_rng)
                 validation = held_out.array_like()
-            setup = setup_of(rows, s["batch_size"], s["shuffle"], validation is not None)
-            if s["resume"] is not None:
-                state = checkpoints.load_checkpoint(s["resume"], self, s["optimizer"], setup)
+            setup = setup_of(rows, training["batch_size"], training["shuffle"], validation is not None)
+            if training["resume"] is not None:
+                state = checkpoints.load_checkpoint(training["resume"], self, training["optimizer"], setup)
             else:
-                state = TrainingState(s["optimizer"], train_rng)
-            if s["checkpoint"] is not None:
-                atomic.probe_writable("checkpoint", s["checkpoint"])
+                state = TrainingState(training["optimizer"], train_rng)
+            if training["checkpoint"] is not None:
+                atomic.probe_writable("checkpoint", training["checkpoint"])
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
-        self._run(rows, state, s, validation=validation, data_range=data_range,
-                  patience=s["n_iter_no_change"] if s["early_stopping"] else None)
+        patience = training["n_iter_no_change"] if training["early_stopping"] else None
+        try:
+            loop.run(self, rows, state, epochs=training["epochs"], batch_size=training["batch_size"],
+                     n_jobs=training["n_jobs"], shuffle=training["shuffle"], verbose=training["verbose"],
+                     validation=validation, patience=patience, checkpoint=training["checkpoint"],
+                     checkpoint_every=training["checkpoint_every"], data_range=data_range)
+        finally:
+            self._record(state, patience)
         return self
 
     def partial_fit(self, X, y=None):
         """One pass over ``X``, continuing the optimiser's state (and the network) of earlier calls."""
-        s = self.training_settings()
+        training = self.training_settings()
         continuing = hasattr(self, "n_features_in_")
         if continuing:
             self._check_names(X)
         X, names, data_range = self._fit_data(X, self.n_features_in_ if continuing else None)
         if not continuing:
-            self.start_from_seed(X.shape[1], s["seed"], self._dtype_for(X))
+            self.start_from_seed(X.shape[1], training["seed"], self._dtype_for(X))
             self.set_feature_names(names)
         state = getattr(self, "training_", None)
         if state is None:
-            state = TrainingState(s["optimizer"], checks.generators(s["seed"], 2)[1])
+            state = TrainingState(training["optimizer"], checks.generators(training["seed"], 2)[1])
         state.plan = state.order = None  # a new pass over new rows
         state.best = None
-        self._run(batches.Rows(X, self.dtype_), state, dict(s, epochs=state.epoch + 1),
-                  validation=None, data_range=data_range, patience=None)
+        try:
+            loop.run(self, batches.Rows(X, self.dtype_), state, epochs=state.epoch + 1,
+                     batch_size=training["batch_size"], n_jobs=training["n_jobs"], shuffle=training["shuffle"],
+                     verbose=training["verbose"], checkpoint=training["checkpoint"],
+                     checkpoint_every=training["checkpoint_every"], data_range=data_range)
+        finally:
+            self._record(state, None)
         return self
 
     def fit_transform(self, X, y=None, **overrides):
         """``fit(X, **overrides)`` then ``transform(X)``."""
         return self.fit(X, **overrides).transform(X)
 
-    def _warm(self, s, X):
-        return (s["warm_start"] and hasattr(self, "n_features_in_")
+    def _warm(self, training, X):
+        return (training["warm_start"] and hasattr(self, "n_features_in_")
                 and self.n_features_in_ == X.shape[1])
 
     def _dtype_for(self, X):
@@ -173,22 +181,13 @@ class Fitting:
         return chosen or (np.dtype(X.dtype) if np.dtype(X.dtype).name in checks.FLOAT_DTYPES
                           else np.dtype("float64"))
 
-    def _run(self, rows, state, s, *, validation, data_range, patience):
-        batch_size = min(s["batch_size"], max(rows.block_sizes))
-        work = batch_size * sum(p.size for p in self.network_params().values())
-        step = self.training_step(state.optimizer, batch_size, team.how_many(s["n_jobs"], work))
-        try:
-            loop.run(self, rows, state, step, epochs=s["epochs"], batch_size=s["batch_size"],
-                         shuffle=s["shuffle"], verbose=s["verbose"], validation=validation,
-                         patience=patience, checkpoint=s["checkpoint"],
-                         checkpoint_every=s["checkpoint_every"], data_range=data_range)
-        finally:
-            step.close()
-            self.training_, self.history_ = state, state.history
-            self.n_iter_ = len(state.history["loss"])
-            self.interrupted_ = state.stopped in ("SIGINT", "SIGTERM")
-            if patience is not None and state.best is not None:
-                self.best_epoch_, self.best_val_loss_ = state.best["epoch"], state.best["val_loss"]
+    def _record(self, state, patience):
+        """What a run leaves on the model, however it ended: its state, history and stop."""
+        self.training_, self.history_ = state, state.history
+        self.n_iter_ = len(state.history["loss"])
+        self.interrupted_ = state.stopped in ("SIGINT", "SIGTERM")
+        if patience is not None and state.best is not None:
+            self.best_epoch_, self.best_val_loss_ = state.best["epoch"], state.best["val_loss"]
 
     def _fit_data(self, X, n_features=None, *, name="X"):
         """Rows to train on, every one checked (a chunk at a time, or blockwise for Dask):

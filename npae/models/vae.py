@@ -55,20 +55,19 @@ import math
 import numpy as np
 
 from .. import checks
-from ..nn.activations import get_activation, sigmoid
-from ..nn.layers import INITS, Dense, Sequential, stack_shapes
-from ..nn.losses import bce_with_logits, gaussian_nll, kl_normal, unit_interval_targets
+from ..nn.activations import get_activation
+from ..nn.layers import (INITS, Dense, Sequential, affine_backward, backward_stack, dense_forward,
+                         forward_stack, stack_shapes)
+from ..nn.losses import bce_with_logits, gaussian_nll, kl_normal
 from .estimator import Estimator
-from .fast_vae import VAEStep
+from .vae_evaluation import VAEEvaluation, reparameterise
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 LIKELIHOODS = ("bernoulli", "gaussian")
 OBJECTIVES = ("elbo", "iwae")
-ROWS_PER_PASS = 8192  # rows (examples × samples) of one decoder pass in evaluation
-SCORE_DRAWS = 4       # ε draws shared by every row in score_samples
 
 
-class VAE(Estimator):
+class VAE(VAEEvaluation, Estimator):
     """A variational autoencoder with a diagonal-Gaussian posterior and a standard-normal prior.
 
     Parameters
@@ -124,7 +123,7 @@ class VAE(Estimator):
     # -- settings and the network --------------------------------------------
     def check_settings(self):
         """The network's hyper-parameters, checked: a dict of their values."""
-        s = {"hidden": checks.sizes("hidden", self.hidden, allow_empty=True),
+        settings = {"hidden": checks.sizes("hidden", self.hidden, allow_empty=True),
              "latent": checks.positive_int("latent", self.latent),
              "activation": get_activation(self.activation).name,
              "likelihood": checks.one_of("likelihood", self.likelihood, LIKELIHOODS),
@@ -132,9 +131,9 @@ class VAE(Estimator):
              "warmup_epochs": checks.non_negative_int("warmup_epochs", self.warmup_epochs),
              "objective": checks.one_of("objective", self.objective, OBJECTIVES),
              "k": checks.positive_int("k", self.k)}
-        s["init"] = checks.one_of("init", self.init, INITS)
+        settings["init"] = checks.one_of("init", self.init, INITS)
         checks.number("alpha", self.alpha, low=0)
-        return s
+        return settings
 
     network_settings = ("hidden", "latent", "activation", "likelihood")
     logvar_bounds = (LOGVAR_MIN, LOGVAR_MAX)  # the clamp of log σ² and log σ_x²
@@ -147,32 +146,31 @@ class VAE(Estimator):
 
     def parameter_shapes(self, n_features):
         """name → shape of every parameter for data of width ``n_features`` (nothing built)."""
-        s = self.check_settings()
-        sizes, latent = (n_features,) + s["hidden"], s["latent"]
+        settings = self.check_settings()
+        sizes, latent = (n_features,) + settings["hidden"], settings["latent"]
         heads = {f"{head}.{k}": shape for head in ("mu", "logvar")
                  for k, shape in (("W", (sizes[-1], latent)), ("b", (latent,)))}
         shapes = {**stack_shapes("encoder", sizes), **heads,
                   **stack_shapes("decoder", (latent,) + sizes[:0:-1] + (n_features,))}
-        if s["likelihood"] == "gaussian":
+        if settings["likelihood"] == "gaussian":
             shapes["x_logvar"] = (n_features,)
         return shapes
 
     def make_network(self, n_features, rng):
         """Encoder stack, μ and log σ² heads, decoder stack, weights drawn from ``rng``."""
-        s = self.settings_ = self.check_settings()
-        dtype, sizes = self.dtype_, (n_features,) + s["hidden"]
+        settings = self.settings_ = self.check_settings()
+        dtype, sizes = self.dtype_, (n_features,) + settings["hidden"]
         def dense(a, b, activation):
-            return Dense(a, b, activation, seed=rng, dtype=dtype, init=s["init"])
+            return Dense(a, b, activation, seed=rng, dtype=dtype, init=settings["init"])
 
-        self.encoder_ = Sequential(dense(a, b, s["activation"]) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.mu_head_ = dense(sizes[-1], s["latent"], "identity")
-        self.logvar_head_ = dense(sizes[-1], s["latent"], "identity")
-        back = (s["latent"],) + s["hidden"][::-1] + (n_features,)
-        self.decoder_ = Sequential(dense(a, b, "identity" if i == len(back) - 2 else s["activation"])
+        self.encoder_ = Sequential(dense(a, b, settings["activation"]) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.mu_head_ = dense(sizes[-1], settings["latent"], "identity")
+        self.logvar_head_ = dense(sizes[-1], settings["latent"], "identity")
+        back = (settings["latent"],) + settings["hidden"][::-1] + (n_features,)
+        self.decoder_ = Sequential(dense(a, b, "identity" if i == len(back) - 2 else settings["activation"])
                                    for i, (a, b) in enumerate(zip(back[:-1], back[1:])))
         # log σ_x² of the Gaussian decoder, one per feature, starting at σ_x = 1
-        self.x_logvar_ = np.zeros(n_features, dtype=dtype) if s["likelihood"] == "gaussian" else None
-        self.kl_weight_ = s["beta"]
+        self.x_logvar_ = np.zeros(n_features, dtype=dtype) if settings["likelihood"] == "gaussian" else None
 
     def bind_params(self, views):
         """Make the layers' arrays ``views`` (name → array, the names of ``network_params``)."""
@@ -199,198 +197,182 @@ class VAE(Estimator):
         return params
 
     def describe(self):
-        s, d = self.settings_, self.n_features_in_
-        down = " → ".join(map(str, (d,) + s["hidden"]))
-        up = " → ".join(map(str, s["hidden"][::-1] + (d,)))
-        return (f"{down} → (μ, log σ²) {s['latent']} → {up}, {s['activation']}, "
-                f"{s['likelihood']} likelihood" + (f", IWAE k={s['k']}" if s["objective"] == "iwae"
-                                                  else "") + (f", β={s['beta']:g}" if s["beta"] != 1
-                                                              else ""))
+        settings, d = self.settings_, self.n_features_in_
+        down = " → ".join(map(str, (d,) + settings["hidden"]))
+        up = " → ".join(map(str, settings["hidden"][::-1] + (d,)))
+        text = (f"{down} → (μ, log σ²) {settings['latent']} → {up}, {settings['activation']}, "
+                f"{settings['likelihood']} likelihood")
+        if settings["objective"] == "iwae":
+            text += f", IWAE k={settings['k']}"
+        if settings["beta"] != 1:
+            text += f", β={settings['beta']:g}"
+        return text
 
-    def begin_epoch(self, epoch):
-        """KL warm-up: β_epoch = β · min(1, (epoch + 1) / warmup_epochs); β outside training."""
-        s = self.built().settings_
-        ramp = (1.0 if s["warmup_epochs"] == 0 or epoch is None
-                else min(1.0, (epoch + 1) / s["warmup_epochs"]))
-        self.kl_weight_ = s["beta"] * ramp
+    def loss_weights(self, epoch):
+        """β of the loss in training epoch ``epoch`` (from 0): the KL warm-up
+        β · min(1, (epoch + 1) / warmup_epochs).  ``epoch=None`` — validation, early stopping,
+        ``loss_and_grads``, ``score`` and everything after ``fit`` — is the objective's full β."""
+        settings = self.built().settings_
+        ramp = (1.0 if settings["warmup_epochs"] == 0 or epoch is None
+                else min(1.0, (epoch + 1) / settings["warmup_epochs"]))
+        return settings["beta"] * ramp
 
-    def training_step(self, optimizer, batch_size, n_jobs):
-        """The step ``fit`` trains with: on buffers and ``n_jobs`` threads (:mod:`npae.models.fast_vae`)."""
-        return VAEStep(self, optimizer, batch_size, n_jobs)
-
-    # -- the pieces of the model ----------------------------------------------
-    def posterior(self, X):
-        """``(mu, logvar)`` of q(z|x) for each row of X, each (n, latent)."""
-        latent = self.built().code_size
-        both = np.empty((0, 2 * latent), dtype=self.dtype_)
-        parts = [np.concatenate(self._posterior_batch(chunk)[:2], axis=1)
-                 for _, chunk in self._chunks(X)]
-        both = np.concatenate(parts) if parts else both
-        return both[:, :latent], both[:, latent:]
-
-    def _posterior_batch(self, X):
-        H = self.encoder_.forward(X)
-        mu = self.mu_head_.forward(H)
-        raw = self.logvar_head_.forward(H)
-        return mu, np.clip(raw, LOGVAR_MIN, LOGVAR_MAX), raw
-
-    def _nll(self, logits, X, *, per_example):
-        """−log p(x|z) from the decoder output: (loss, dlogits, dx_logvar or None)."""
-        if self.settings_["likelihood"] == "bernoulli":
-            return (*bce_with_logits(logits, X, per_example=per_example), None)
-        x_logvar = np.clip(self.x_logvar_, LOGVAR_MIN, LOGVAR_MAX)
-        if per_example == "rows":  # gradient of log σ_x² kept per row, for weighting
-            x_logvar = np.broadcast_to(x_logvar, logits.shape)
-        return gaussian_nll(X, logits, x_logvar, per_example=bool(per_example))
+    rows_coupled = False  # every row's loss is its own: a batch can be cut into parts
 
     def draw_noise(self, n, rng):
         """ε of n rows from ``rng``: (n, latent) for the ELBO, (k, n, latent) for IWAE."""
-        s = self.built().settings_
-        shape = (n, s["latent"]) if s["objective"] == "elbo" else (s["k"], n, s["latent"])
+        settings = self.built().settings_
+        shape = (n, settings["latent"]) if settings["objective"] == "elbo" else (settings["k"], n, settings["latent"])
         return rng.standard_normal(shape, dtype=self.dtype_)
 
-    # -- loss and gradients ---------------------------------------------------
-    def network_loss_and_grads(self, X, eps):
-        mu, logvar, raw = self._posterior_batch(X)
-        std = np.exp(0.5 * logvar)
-        backward = self._elbo_backward if self.settings_["objective"] == "elbo" else self._iwae_backward
-        loss, dmu, dlogvar, dx_logvar = backward(X, mu, logvar, std, eps)
-        dlogvar *= (raw >= LOGVAR_MIN) & (raw <= LOGVAR_MAX)  # the clamp passes no gradient
-        dH = self.mu_head_.backward(dmu)
-        dH += self.logvar_head_.backward(dlogvar)
-        self.encoder_.backward(dH, need_dX=False)
-        grads = {f"encoder.{k}": v for k, v in self.encoder_.grads.items()}
-        grads.update({f"mu.{k}": v for k, v in self.mu_head_.grads.items()})
-        grads.update({f"logvar.{k}": v for k, v in self.logvar_head_.grads.items()})
-        grads.update({f"decoder.{k}": v for k, v in self.decoder_.grads.items()})
-        if self.x_logvar_ is not None:
-            inside = (self.x_logvar_ >= LOGVAR_MIN) & (self.x_logvar_ <= LOGVAR_MAX)
-            grads["x_logvar"] = dx_logvar * inside
-        return loss, grads
+    def noise_rows(self, eps, rows):
+        """The noise of the batch's ``rows`` (a slice)."""
+        return eps[rows] if eps.ndim == 2 else eps[:, rows]
 
-    def _elbo_backward(self, X, mu, logvar, std, eps):
-        """One-sample −ELBO (β-weighted KL) and its gradients for μ, log σ², log σ_x²."""
-        z = mu + std * eps
-        recon, dlogits, dx_logvar = self._nll(self.decoder_.forward(z), X, per_example=False)
-        kl, dmu_kl, dlogvar_kl = kl_normal(mu, logvar)
-        beta = self.kl_weight_
-        dz = self.decoder_.backward(dlogits)
-        dmu = dz + beta * dmu_kl
-        dlogvar = dz * eps * std * 0.5 + beta * dlogvar_kl
-        return recon + beta * kl, dmu, dlogvar, dx_logvar
+    # -- the loss and its gradients, written once ---------------------------------
+    def batch_loss(self, X, eps, work, grads, scale, beta):
+        """−ELBO (or the IWAE bound) of the rows ``X`` times ``scale``, β-weighted; its gradients
+        written into ``grads`` (name → array of ``params``, overwritten).
 
-    def _iwae_backward(self, X, mu, logvar, std, eps):
-        """k-sample importance-weighted bound and its reparameterised gradients."""
-        k, n = eps.shape[0], X.shape[0]
-        beta = self.kl_weight_
-        log_w, (z, dlogits, dx_logvar_rows) = self._log_weights(X, mu, logvar, std, eps, beta,
-                                                                keep="rows")
+        Forward: the encoder stack h, the heads μ and log σ² (clamped), σ = exp(½ log σ²)
+        (:meth:`heads_forward`);
+        then :meth:`elbo_loss` or :meth:`iwae_loss`, which leave ∂L/∂μ and ∂L/∂log σ² in
+        ``work``.  Backward: the clamp passes no gradient; both heads' gradients, their sum
+        ∂L/∂h, and the encoder stack.  ``eps`` fixes ε; ``work`` holds every intermediate array.
+        """
+        code = forward_stack(self.encoder_.layers, X, work, "encoder")
+        H, mu, raw, logvar, std = self.heads_forward(code[-1] if code else X, work)
+        if self.settings_["objective"] == "elbo":
+            loss = self.elbo_loss(X, eps, mu, logvar, std, work, grads, scale, beta)
+        else:
+            loss = self.iwae_loss(X, eps, mu, logvar, std, work, grads, scale, beta)
+        dmu, dlogvar = work.like("dmu", mu), work.like("dlogvar", mu)
+        dlogvar *= self.inside_clamp(raw, work.like("inside", raw))
+        encoder = self.encoder_.layers
+        dH = work.like("dH", H) if encoder else None
+        affine_backward(dmu, H, self.mu_head_.params["W"], grads["mu.W"], grads["mu.b"], dH)
+        dH_logvar = work.like("dH.logvar", H) if encoder else None
+        affine_backward(dlogvar, H, self.logvar_head_.params["W"], grads["logvar.W"],
+                        grads["logvar.b"], dH_logvar)
+        if encoder:
+            dH += dH_logvar
+            backward_stack(encoder, X, code, dH, grads, work, "encoder")
+        return loss
+
+    def posterior_batch(self, X, work):
+        """The encoder's pass: ``(stack outputs, h, μ, raw log σ², log σ² clamped, σ)``."""
+        code = forward_stack(self.encoder_.layers, X, work, "encoder")
+        return (code,) + self.heads_forward(code[-1] if code else X, work)
+
+    def heads_forward(self, H, work):
+        """From the code h: ``(h, μ, raw log σ², log σ² clamped to [−30, 20], σ)``."""
+        shape = (H.shape[0], self.settings_["latent"])
+        identity = self.mu_head_.activation
+        mu = dense_forward(H, *self.head("mu"), identity, work.array("mu", shape))
+        raw = dense_forward(H, *self.head("logvar"), identity, work.array("raw_logvar", shape))
+        logvar = np.clip(raw, LOGVAR_MIN, LOGVAR_MAX, out=work.array("logvar", shape))
+        std = np.multiply(logvar, 0.5, out=work.array("std", shape))
+        np.exp(std, out=std)                                       # σ = exp(½ log σ²)
+        return H, mu, raw, logvar, std
+
+    def head(self, name):
+        layer = self.mu_head_ if name == "mu" else self.logvar_head_
+        return layer.params["W"], layer.params["b"]
+
+    @staticmethod
+    def inside_clamp(raw, out):
+        """1 where ``raw`` lies inside [LOGVAR_MIN, LOGVAR_MAX], else 0 (floats, into ``out``)."""
+        np.greater_equal(raw, LOGVAR_MIN, out=out, casting="unsafe")
+        out *= raw <= LOGVAR_MAX
+        return out
+
+    def elbo_loss(self, X, eps, mu, logvar, std, work, grads, scale, beta):
+        """One-sample −ELBO = −log p(x|z) + β KL(q ‖ p), times ``scale``; leaves ∂/∂μ and
+        ∂/∂log σ² in ``work`` ("dmu", "dlogvar") and writes the decoder's gradients.
+
+        ∂L/∂μ = ∂L/∂z + β μ,   ∂L/∂log σ² = ½ ∂L/∂z ⊙ ε ⊙ σ + ½ β (σ² − 1)   (z = μ + σ ⊙ ε)."""
+        z = reparameterise(mu, std, eps, work.like("z", mu))
+        out = forward_stack(self.decoder_.layers, z, work, "decoder")
+        recon, dlogits = self.nll(out[-1], X, work, grads, scale)
+        kl, dmu, dlogvar = kl_normal(mu, logvar, scale=beta * scale,
+                                     out=(work.like("dmu", mu), work.like("dlogvar", mu)))
+        dz = backward_stack(self.decoder_.layers, z, out, dlogits, grads, work, "decoder",
+                            work.like("dz", z))
+        dmu += dz
+        dz *= eps
+        dz *= std
+        dz *= 0.5
+        dlogvar += dz
+        return recon + kl
+
+    def nll(self, logits, X, work, grads, scale, *, per_example=False):
+        """−log p(x|z) from the decoder's output (times ``scale``, or per row): the Bernoulli's
+        BCE from the logits, or the Gaussian's NLL with the clamped log σ_x² (whose gradient
+        goes into ``grads["x_logvar"]`` unless ``grads`` is None).  Returns (value, ∂/∂output)."""
+        dlogits = work.like("dlogits", logits)
+        if self.settings_["likelihood"] == "bernoulli":
+            return bce_with_logits(logits, X, per_example=per_example, scale=scale, out=dlogits,
+                                   work=work)
+        x_logvar = np.clip(self.x_logvar_, LOGVAR_MIN, LOGVAR_MAX)
+        value, dmean, dx_logvar = gaussian_nll(X, logits, x_logvar, per_example=per_example,
+                                               scale=scale, out=dlogits, work=work)
+        if grads is not None:
+            np.multiply(dx_logvar, self.inside_clamp(self.x_logvar_, np.empty_like(dx_logvar)),
+                        out=grads["x_logvar"])
+        return value, dmean
+
+    def log_weights(self, X, mu, logvar, std, eps, beta, work, grads=None):
+        """``log w_i = log p(x|z_i) + β [log p(z_i) − log q(z_i|x)]`` for ε (k, n, latent):
+        log w (k, n), and what the bound's gradient needs.
+
+        With z = μ + σ ⊙ ε, ``log p(z) − log q(z|x) = ½ Σ_j (ε_j² + log σ_j² − z_j²)`` (the
+        ½ log 2π terms cancel).  Each row's −log p(x|z_i) comes unscaled, its gradient per row."""
+        k, n, latent = eps.shape
+        z = reparameterise(mu, std, eps, work.array("z", eps.shape)).reshape(k * n, latent)
+        out = forward_stack(self.decoder_.layers, z, work, "decoder")
+        X_rows = work.array("x_rows", (k,) + X.shape)
+        X_rows[...] = X
+        X_rows = X_rows.reshape(k * n, X.shape[1])
+        if self.settings_["likelihood"] == "gaussian" and grads is not None:
+            x_logvar = np.broadcast_to(np.clip(self.x_logvar_, LOGVAR_MIN, LOGVAR_MAX), X_rows.shape)
+            nll, dlogits, dx_logvar = gaussian_nll(X_rows, out[-1], x_logvar, per_example=True,
+                                                   scale=1.0, out=work.like("dlogits", X_rows),
+                                                   work=work)
+        else:
+            nll, dlogits = self.nll(out[-1], X_rows, work, None, 1.0, per_example=True)
+            dx_logvar = None
+        eps_rows = eps.reshape(k * n, latent)
+        prior_minus_q = 0.5 * (np.einsum("ij,ij->i", eps_rows, eps_rows)
+                               - np.einsum("ij,ij->i", z, z) + np.tile(logvar.sum(axis=1), k))
+        log_w = (-nll + beta * prior_minus_q).reshape(k, n)
+        return log_w, (z, out, dlogits, dx_logvar)
+
+    def iwae_loss(self, X, eps, mu, logvar, std, work, grads, scale, beta):
+        """The k-sample bound −log (1/k) Σ_i w_i of each row, times ``scale`` (logsumexp);
+        leaves ∂/∂μ and ∂/∂log σ² in ``work``.  Each sample's gradient is weighted by its
+        normalised weight w̃_i = w_i / Σ_l w_l (a softmax of the log-weights)."""
+        k, n, latent = eps.shape
+        log_w, (z, out, dlogits, dx_logvar) = self.log_weights(X, mu, logvar, std, eps, beta,
+                                                                work, grads)
         top = log_w.max(axis=0)
         w = np.exp(log_w - top)
         total = w.sum(axis=0)
-        loss = -float(np.mean(np.log(total) + top - math.log(k)))
-        weight = (w / total) / n                                      # w̃_i / n, shape (k, n)
-        # ∂(−log w_i)/∂logits = ∂nll/∂logits; the nll's gradient came divided by k·n rows
-        row_weight = (weight * (k * n)).reshape(-1, 1)
-        dz = self.decoder_.backward(dlogits * row_weight)
-        dz += beta * z * weight.reshape(-1, 1)                        # from −β log p(z_i)
-        dz = dz.reshape(k, n, -1)
-        dmu = dz.sum(axis=0)
-        dlogvar = (dz * eps).sum(axis=0) * std * 0.5 - beta * 0.5 / n  # the −β log q part
-        dx_logvar = None
-        if dx_logvar_rows is not None:
-            dx_logvar = (dx_logvar_rows * row_weight).sum(axis=0)
-        return loss, dmu, dlogvar, dx_logvar
-
-    def _log_weights(self, X, mu, logvar, std, eps, beta, *, keep=None):
-        """``log w_i = log p(x|z_i) + β [log p(z_i) − log q(z_i|x)]`` for eps (k, n, latent).
-
-        With z = μ + σ ⊙ ε, ``log p(z) − log q(z|x) = ½ Σ_j (ε_j² + log σ_j² − z_j²)``
-        (the ½ log 2π terms cancel).  Returns log w (k, n) and, with ``keep``,
-        what the gradient needs.
-        """
-        k, n, latent = eps.shape
-        z = (mu + std * eps).reshape(k * n, latent)
-        logits = self.decoder_.forward(z)
-        X_rows = np.broadcast_to(X, (k, n, X.shape[1])).reshape(k * n, X.shape[1])
-        nll, dlogits, dx_logvar = self._nll(logits, X_rows, per_example=keep or True)
-        eps_rows = eps.reshape(k * n, latent)
-        prior_minus_q = 0.5 * ((eps_rows * eps_rows - z * z).sum(axis=1)
-                               + np.tile(logvar.sum(axis=1), k))
-        log_w = (-nll + beta * prior_minus_q).reshape(k, n)
-        return log_w, (z, dlogits, dx_logvar)
-
-    # -- evaluation ------------------------------------------------------------
-    def elbo(self, X, *, n_samples=1, seed=None):
-        """Per-example ELBO (β = 1), averaged over ``n_samples`` draws of ε; shape (n,)."""
-        n_samples = checks.positive_int("n_samples", n_samples)
-        rng = checks.generator(seed)
-        parts = []
-        for _, x in self._chunks(X, fitting=True):
-            eps = rng.standard_normal((n_samples,) + (len(x), self.code_size), dtype=self.dtype_)
-            parts.append(self._elbo_rows(x, eps))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype_)
-
-    def _elbo_rows(self, x, eps):
-        """Each row's ELBO estimated with the draws ``eps`` (S, n, latent) or (S, 1, latent)."""
-        mu, logvar, _ = self._posterior_batch(x)
-        std = np.exp(0.5 * logvar)
-        recon = np.zeros(x.shape[0], dtype=np.float64)
-        for e in eps:
-            recon += self._nll(self.decoder_.forward(mu + std * e), x, per_example=True)[0]
-        return -(recon / len(eps) + kl_normal(mu, logvar, per_example=True)[0])
-
-    def score_batch(self, X):
-        """Each row's ELBO (β = 1) from SCORE_DRAWS draws of ε shared by every row (seed 0):
-        deterministic, and independent of the other rows.  Bernoulli targets outside [0, 1]
-        are clipped to it, with a warning."""
-        if self.settings_["likelihood"] == "bernoulli":
-            X = unit_interval_targets(X)
-        eps = np.random.default_rng(0).standard_normal((SCORE_DRAWS, 1, self.code_size),
-                                                       dtype=self.dtype_)
-        return self._elbo_rows(X, eps).astype(self.dtype_)
-
-    def log_likelihood(self, X, *, k=1000, seed=None):
-        """Per-example importance-weighted estimate of log p(x) with k samples (the IWAE bound).
-
-        .. math::
-
-            log p(x) ≥ log (1/k) Σ_i p(x, z_i) / q(z_i|x),   z_i ~ q(z|x)
-
-        computed with logsumexp, in passes of at most ~8k decoder rows so memory
-        stays bounded for any k.  It is at least the ELBO on average and grows with k.
-        """
-        k = checks.positive_int("k", k)
-        rng = checks.generator(seed)
-        parts = []
-        for _, chunk in self._chunks(X, fitting=True):
-            for start in range(0, len(chunk), 256):
-                parts.append(self._log_likelihood_rows(chunk[start:start + 256], k, rng))
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def _log_likelihood_rows(self, x, k, rng):
-        n = x.shape[0]
-        mu, logvar, _ = self._posterior_batch(x)
-        std = np.exp(0.5 * logvar)
-        running = np.full(n, -np.inf)
-        per_pass = max(1, ROWS_PER_PASS // n)
-        for start in range(0, k, per_pass):
-            eps = rng.standard_normal((min(per_pass, k - start), n, self.code_size), dtype=self.dtype_)
-            log_w = self._log_weights(x, mu, logvar, std, eps, 1.0)[0].astype(np.float64)
-            top = log_w.max(axis=0)
-            running = np.logaddexp(running, top + np.log(np.exp(log_w - top).sum(axis=0)))
-        return running - math.log(k)
-
-    def sample(self, n, *, seed=None):
-        """``n`` draws from the model: decoded means for z ~ N(0, I); shape (n, n_features)."""
-        n = checks.positive_int("n", n)
-        z = checks.generator(seed).standard_normal((n, self.built().code_size), dtype=self.dtype_)
-        return self.decode(z)
-
-    # -- checked batches -----------------------------------------------------------
-    def encode_batch(self, X):
-        return self.mu_head_.forward(self.encoder_.forward(X)).copy()  # μ alone: no log σ²
-
-    def decode_batch(self, Z):
-        logits = self.decoder_.forward(Z)
-        return sigmoid(logits) if self.settings_["likelihood"] == "bernoulli" else logits.copy()
+        loss = -float(np.sum(np.log(total) + top - math.log(k))) * scale
+        weight = (w / total * scale).astype(self.dtype_).reshape(k * n, 1)    # w̃_i · scale
+        dlogits *= weight
+        if dx_logvar is not None:
+            dx_logvar *= weight
+            np.multiply(dx_logvar.sum(axis=0),
+                        self.inside_clamp(self.x_logvar_, np.empty_like(self.x_logvar_)),
+                        out=grads["x_logvar"])
+        dz = backward_stack(self.decoder_.layers, z, out, dlogits, grads, work, "decoder",
+                            work.like("dz", z))
+        dz += beta * z * weight                                    # from −β log p(z_i)
+        dz3 = dz.reshape(k, n, latent)
+        np.sum(dz3, axis=0, out=work.like("dmu", mu))
+        dlogvar = work.like("dlogvar", mu)
+        np.einsum("kij,kij->ij", dz3, eps, out=dlogvar)
+        dlogvar *= std
+        dlogvar *= 0.5
+        dlogvar -= beta * 0.5 * scale                              # the −β log q part
+        return loss

@@ -16,8 +16,10 @@ softplus    log(1 + e^{a})                1 − e^{−y}   (= σ(a))            
 ==========  ===========================  ===============================  ==========================
 
 The second derivative is needed only by the contractive autoencoder's penalty.
-All functions keep the dtype of their input (float32 stays float32), and
-each f takes an optional ``out`` array (it may be ``a`` itself) to write into.
+All functions keep the dtype of their input (float32 stays float32), and each
+of f, f′ and f″ takes an optional ``out`` array to write into (for f it may be
+``a`` itself).  :func:`backward` is the chain rule through f, in place: the one
+form the layers, the models and training all run.
 """
 
 from typing import Callable, NamedTuple
@@ -31,9 +33,9 @@ class Activation(NamedTuple):
     """An activation f with f′ and f″, both as functions of the output y = f(a)."""
 
     name: str
-    f: Callable[[np.ndarray], np.ndarray]
-    df: Callable[[np.ndarray], np.ndarray]
-    d2f: Callable[[np.ndarray], np.ndarray]
+    f: Callable[..., np.ndarray]     # f(a, out=None)
+    df: Callable[..., np.ndarray]    # f′ from the output: df(y, out=None)
+    d2f: Callable[..., np.ndarray]   # f″ from the output: d2f(y, out=None)
 
 
 def sigmoid(a, out=None):
@@ -56,12 +58,16 @@ def softplus(a, out=None):
     return np.add(np.maximum(a, 0, out=out), log_term, out=out)
 
 
-def _zeros_like(y):
-    return np.zeros_like(y)
+def _zeros(y, out=None):
+    out = np.empty_like(y) if out is None else out
+    out.fill(0)
+    return out
 
 
-def _ones_like(y):
-    return np.ones_like(y)
+def _ones(y, out=None):
+    out = np.empty_like(y) if out is None else out
+    out.fill(1)
+    return out
 
 
 def _identity(a, out=None):
@@ -72,9 +78,10 @@ def _relu(a, out=None):
     return np.maximum(a, 0, out=out)
 
 
-def _relu_df(y):
-    # 1[y > 0], written as sign(y) (y ≥ 0 here): one pass, no boolean temporary
-    return np.sign(y)
+def _relu_df(y, out=None):
+    # 1[y > 0] as floats (a mask as floats: mixing bools into float arithmetic is a slow cast)
+    out = np.empty_like(y) if out is None else out
+    return np.greater(y, 0, out=out, casting="unsafe")
 
 
 def _leaky_relu(a, out=None):
@@ -82,41 +89,54 @@ def _leaky_relu(a, out=None):
     return np.maximum(a, a * LEAKY_SLOPE, out=out)
 
 
-def _leaky_relu_df(y):
-    return np.where(y > 0, 1, LEAKY_SLOPE).astype(y.dtype)
+def _leaky_relu_df(y, out=None):
+    out = _relu_df(y, out)                  # 1[y > 0] …
+    out *= 1 - LEAKY_SLOPE
+    out += LEAKY_SLOPE                      # … mapped to 1 and 0.01
+    return out
 
 
-def _sigmoid_df(y):
-    return y * (1 - y)
+def _sigmoid_df(y, out=None):
+    out = np.subtract(1, y, out=out)        # y (1 − y)
+    out *= y
+    return out
 
 
-def _sigmoid_d2f(y):
-    return y * (1 - y) * (1 - 2 * y)
+def _sigmoid_d2f(y, out=None):
+    out = _sigmoid_df(y, out)               # y (1 − y)(1 − 2y)
+    out *= 1 - 2 * y
+    return out
 
 
-def _tanh_df(y):
-    return 1 - y * y
+def _tanh_df(y, out=None):
+    out = np.multiply(y, y, out=out)        # 1 − y²
+    return np.subtract(1, out, out=out)
 
 
-def _tanh_d2f(y):
-    return -2 * y * (1 - y * y)
+def _tanh_d2f(y, out=None):
+    out = _tanh_df(y, out)                  # −2y (1 − y²)
+    out *= -2 * y
+    return out
 
 
-def _softplus_df(y):
+def _softplus_df(y, out=None):
     # e^y = 1 + e^a, so σ(a) = e^a / (1 + e^a) = 1 − e^{−y}; −expm1(−y) keeps
     # full precision when y is tiny.
-    return -np.expm1(-y)
+    out = np.negative(y, out=out)
+    np.expm1(out, out=out)
+    return np.negative(out, out=out)
 
 
-def _softplus_d2f(y):
-    s = -np.expm1(-y)
-    return s * (1 - s)
+def _softplus_d2f(y, out=None):
+    out = _softplus_df(y, out)              # σ(a)(1 − σ(a))
+    out *= 1 - out
+    return out
 
 
 ACTIVATIONS = {
-    "identity": Activation("identity", _identity, _ones_like, _zeros_like),
-    "relu": Activation("relu", _relu, _relu_df, _zeros_like),
-    "leaky_relu": Activation("leaky_relu", _leaky_relu, _leaky_relu_df, _zeros_like),
+    "identity": Activation("identity", _identity, _ones, _zeros),
+    "relu": Activation("relu", _relu, _relu_df, _zeros),
+    "leaky_relu": Activation("leaky_relu", _leaky_relu, _leaky_relu_df, _zeros),
     "sigmoid": Activation("sigmoid", sigmoid, _sigmoid_df, _sigmoid_d2f),
     "tanh": Activation("tanh", np.tanh, _tanh_df, _tanh_d2f),
     "softplus": Activation("softplus", softplus, _softplus_df, _softplus_d2f),
@@ -137,3 +157,14 @@ def get_activation(name):
         raise ValueError(
             f"unknown activation {name!r}; valid activations are: {', '.join(ACTIVATIONS)}"
         ) from None
+
+
+def backward(dY, Y, activation, scratch=None):
+    """``dA = dY ⊙ f′(A)`` with f′ written from the output ``Y = f(A)``, in place in ``dY``.
+
+    ``activation`` is an :class:`Activation`; ``scratch`` an array of Y's shape and dtype to hold
+    f′ (allocated when None).  The identity passes ``dY`` through untouched.  Returns ``dY``.
+    """
+    if activation.name != "identity":
+        dY *= activation.df(Y, out=scratch)
+    return dY

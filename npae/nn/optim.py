@@ -10,11 +10,16 @@ checkpoint can resume training exactly.
 :func:`to_record` and :func:`from_record` turn that state into JSON-able
 numbers and named arrays for a file, and back, checking everything.
 
-Adam's update is written twice: :func:`adam_reference_update` exactly as the
-paper prints it (m̂ and v̂), and the one ``Adam.step`` runs, which folds the
-two bias corrections into two scalars (one identity, stated where it is
-used) and writes a dozen element-wise passes with ``out=`` into one reusable
-scratch buffer, so a step allocates nothing.  The tests hold the two equal.
+Each update is written once, :meth:`Adam.update` (and :meth:`SGD.update`), on flat
+arrays with ``out=``: Adam folds its two bias corrections into two scalars (one
+identity, stated where it is used) and writes a dozen element-wise passes into one
+reusable scratch buffer, so a step allocates nothing.  Two entry points run it:
+``step(params, grads)`` on dicts, and — for the training step, which keeps the
+parameters and gradients in flat buffers (:mod:`npae.nn.buffers`) —
+:meth:`Adam.begin_step` then :meth:`Adam.update_slice` on each thread's slice.  The
+optimiser owns its state: it counts its steps and keeps its moments itself (as views
+of flat buffers of its own once a training step asks for them).  The paper's form,
+m̂ and v̂ as Kingma & Ba print them, is the tests' oracle.
 
 Every :data:`FLUSH_EVERY` steps both optimisers set the subnormal numbers of
 their moments to zero (:func:`flush_subnormals`), as flush-to-zero hardware
@@ -33,6 +38,7 @@ import numpy as np
 from .. import checks
 
 MAX_STEPS = 2**62  # a step count beyond this is not a real run (and β^t is 0 long before)
+UPDATE_CHUNK = 131072  # entries updated at a time: Adam's five arrays of them fit in a core's cache
 FLUSH_EVERY = 8    # a subnormal moment decays to exact 0 by itself in ~150 steps: flush sooner
 
 
@@ -91,6 +97,7 @@ class SGD:
         self.momentum = _decay("momentum", momentum)
         self.t = 0
         self.velocity = {}
+        self.flat = None  # (layout, (velocity buffer,)) once a training step asks for it
 
     def step(self, params, grads):
         _check_step_args(params, grads)
@@ -117,15 +124,32 @@ class SGD:
         if self.t % FLUSH_EVERY == 0:
             flush_subnormals(velocity, tmp)
 
-    def flatten(self, layout, dtype):
-        """Keep the velocities in one flat buffer laid out as the parameters' ``layout``;
-        returns ``(velocity_buffer,)``."""
-        buffer = np.zeros(layout.size, dtype=dtype)
-        views = layout.views(buffer)
-        for name, value in self.velocity.items():
-            views[name][...] = value
-        self.velocity = views
-        return (buffer,)
+    @property
+    def updates_slices(self):
+        """Whether a training step may update flat slices (:meth:`begin_step`, :meth:`update_slice`):
+        True unless a subclass changed :meth:`step`, whose own ``step`` then runs instead."""
+        return type(self).step is _OWN_STEP["SGD"]
+
+    def begin_step(self, layout, dtype):
+        """Start the next step of a training step's flat buffers laid out as ``layout``
+        (:class:`~npae.nn.buffers.FlatLayout`): count it, and keep the velocities as views of
+        one flat buffer of the optimiser's own (their values kept)."""
+        self.t += 1
+        if self.momentum:
+            self.flat = _flat_state(self.flat, layout, dtype, (self.velocity,))
+        return self
+
+    def update_slice(self, P, G, where, scratch):
+        """This step's update of ``P[where]`` from ``G[where]`` (flat buffers of the layout
+        :meth:`begin_step` was given), a cache-sized chunk at a time; ``scratch`` as ``tmp``."""
+        velocity = self.flat[1][0] if self.momentum else None
+        for c in _chunks(where):
+            self.update(P[c], G[c], None if velocity is None else velocity[c],
+                        scratch[:c.stop - c.start])
+
+    def max_step(self, grad_norm):
+        """The most this step can move any parameter: ``lr ‖g‖ / (1 − μ)``."""
+        return self.lr * grad_norm / (1 - self.momentum)
 
     def state_dict(self):
         return {"name": "sgd", "lr": self.lr, "momentum": self.momentum, "t": self.t,
@@ -135,6 +159,7 @@ class SGD:
         self.lr, self.momentum = float(state["lr"]), float(state["momentum"])
         self.t = int(state.get("t", 0))
         self.velocity = {k: np.array(v) for k, v in state.get("velocity", {}).items()}
+        self.flat = None
 
     def __repr__(self):
         return f"SGD(lr={self.lr:g}, momentum={self.momentum:g})"
@@ -161,6 +186,8 @@ class Adam:
         self.eps = _rate("eps", eps)
         self.t = 0
         self.m, self.v = {}, {}
+        self.flat = None      # (layout, (m buffer, v buffer)) once a training step asks for it
+        self.constants = None  # this step's (step_size, eps_hat), set by begin_step
         self._scratch = {}
 
     def step(self, params, grads):
@@ -213,20 +240,44 @@ class Adam:
             flush_subnormals(m, tmp)
             flush_subnormals(v, tmp)
 
-    def flatten(self, layout, dtype):
-        """Keep the moments in two flat buffers laid out as the parameters' ``layout``
-        (:class:`npae.flat.FlatLayout`), ``m`` and ``v`` becoming their views; returns
-        ``(m_buffer, v_buffer)``.  Moments already there are kept."""
-        buffers = []
-        for moments in (self.m, self.v):
-            buffer = np.zeros(layout.size, dtype=dtype)
-            views = layout.views(buffer)
-            for name, value in moments.items():
-                views[name][...] = value
-            moments.clear()
-            moments.update(views)
-            buffers.append(buffer)
-        return tuple(buffers)
+    @property
+    def updates_slices(self):
+        """Whether a training step may update flat slices (:meth:`begin_step`, :meth:`update_slice`):
+        True unless a subclass changed :meth:`step`, whose own ``step`` then runs instead."""
+        return type(self).step is _OWN_STEP["Adam"]
+
+    def begin_step(self, layout, dtype):
+        """Start the next step of a training step's flat buffers laid out as ``layout``
+        (:class:`~npae.nn.buffers.FlatLayout`): count it, fix its bias corrections, and keep
+        ``m`` and ``v`` as views of two flat buffers of the optimiser's own (values kept)."""
+        self.t += 1
+        self.flat = _flat_state(self.flat, layout, dtype, (self.m, self.v))
+        self.constants = self.folded_corrections()
+        return self
+
+    def update_slice(self, P, G, where, scratch):
+        """This step's update of ``P[where]`` from ``G[where]`` (flat buffers of the layout
+        :meth:`begin_step` was given), a cache-sized chunk at a time; ``scratch``: an array
+        at least ``UPDATE_CHUNK`` long (one per thread)."""
+        M, V = self.flat[1]
+        step_size, eps_hat = self.constants
+        for c in _chunks(where):
+            self.update(P[c], G[c], M[c], V[c], step_size, eps_hat, scratch[:c.stop - c.start])
+
+    def max_step(self, grad_norm):
+        """The most this step can move any parameter, whatever the gradient:
+
+        ``lr · √(1 − β₂ᵗ)/(1 − β₁ᵗ) · (1 − β₁)/√(1 − β₂) · √(Σ_{j<t} (β₁²/β₂)ʲ)``
+
+        (Cauchy–Schwarz on the sums that make m and v; inf when β₂ = 0)."""
+        b1, b2, t = self.beta_1, self.beta_2, min(self.t, 10**9)
+        if b2 == 0:
+            return math.inf
+        r = b1 * b1 / b2
+        series = t if r == 1 else (math.inf if r > 1 and t * math.log(r) > 700
+                                   else (1 - r ** t) / (1 - r))
+        return (self.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * (1 - b1)
+                / math.sqrt(1 - b2) * math.sqrt(series))
 
     def state_dict(self):
         return {"name": "adam", "lr": self.lr, "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -240,22 +291,38 @@ class Adam:
         self.t = int(state["t"])
         self.m = {k: np.array(v) for k, v in state.get("m", {}).items()}
         self.v = {k: np.array(v) for k, v in state.get("v", {}).items()}
+        self.flat = None
 
     def __repr__(self):
         return (f"Adam(lr={self.lr:g}, beta_1={self.beta_1:g}, "
                 f"beta_2={self.beta_2:g}, eps={self.eps:g})")
 
 
-def adam_reference_update(p, g, m, v, t, *, lr=1e-3, beta_1=0.9, beta_2=0.999, eps=1e-8):
-    """One Adam step exactly as Kingma & Ba print it, in place; the reference for ``Adam.step``."""
-    m[...] = beta_1 * m + (1 - beta_1) * g
-    v[...] = beta_2 * v + (1 - beta_2) * g * g
-    m_hat = m / (1 - beta_1 ** t)
-    v_hat = v / (1 - beta_2 ** t)
-    p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+def _flat_state(flat, layout, dtype, states):
+    """The optimiser's moments ``states`` (dicts name → array) as views of flat buffers laid out
+    as ``layout``: ``(layout, buffers)``, made once (values kept) and reused while the layout is
+    the same."""
+    if flat is not None and flat[0].shapes == layout.shapes and flat[1][0].dtype == dtype:
+        return flat
+    buffers = []
+    for state in states:
+        buffer = np.zeros(layout.size, dtype=dtype)
+        views = layout.views(buffer)
+        for name, value in state.items():
+            views[name][...] = value
+        state.clear()
+        state.update(views)
+        buffers.append(buffer)
+    return layout, tuple(buffers)
+
+
+def _chunks(where):
+    for a in range(where.start, where.stop, UPDATE_CHUNK):  # a chunk's arrays stay in cache
+        yield slice(a, min(a + UPDATE_CHUNK, where.stop))
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+_OWN_STEP = {"Adam": Adam.step, "SGD": SGD.step}  # the steps update_slice agrees with
 
 
 def to_record(optimizer):

@@ -4,11 +4,13 @@ The loop knows a model only by this protocol, which both npae models follow:
 
 * ``model.params`` — dict name → live parameter array, updated in place;
 * ``model.draw_noise(n, rng)`` — the noise ``eps`` of a batch of n rows, or None;
-* a step, ``step(X, eps) → (loss, problem)``, which takes one batch's step of the model
-  and its optimiser (:mod:`npae.training.step`), on a batch that is already a C-contiguous array
-  of the model's dtype, its values checked;
+* a step, ``step(X, eps, weights) → (loss, problem)``, which takes one batch's step of the
+  model and its optimiser (:mod:`npae.training.step`), on a batch that is already a
+  C-contiguous array of the model's dtype, its values checked;
 * ``model.average_loss(X, rng=...)`` — the loss on any number of rows (validation);
-* ``model.begin_epoch(epoch)`` — called before each epoch (the VAE's KL warm-up);
+* ``model.loss_weights(epoch)`` — what the loss of a training step weighs in that epoch (the
+  VAE's β during its KL warm-up), handed to each step; validation, and everything after the
+  run, use the objective's own weights;
 * ``model.get_params()``, ``model.architecture()`` and the fitted attributes
   ``n_features_in_``, ``dtype_`` and ``history_``, through which
   :mod:`npae.files.model_records` writes the model's part of a checkpoint and checks that a
@@ -43,14 +45,17 @@ from .checkpoints import save_checkpoint
 from .progress import Progress
 from .signals import StopAtBatchBoundary, Terminated
 from .state import setup_of
+from .step import Step
+from .team import how_many
 
 
-def run(model, rows, state, step, *, epochs, batch_size, shuffle=True, verbose=0,
+def run(model, rows, state, *, epochs, batch_size, n_jobs=1, shuffle=True, verbose=0,
         validation=None, patience=None, checkpoint=None, checkpoint_every=1, data_range=None):
-    """Train ``model`` on ``rows`` (a :class:`npae.batches.Rows`) until ``state.epoch == epochs``.
+    """Train ``model`` on ``rows`` (a :class:`npae.data.batches.Rows`) until ``state.epoch == epochs``.
 
-    ``step(X, eps) -> (loss, problem)`` takes one batch's step (:mod:`npae.training.step`: the model's
-    reference step or its fast one); ``problem`` is None or why the step was refused.
+    Each batch is one :class:`~npae.training.step.Step` on ``n_jobs`` threads (as
+    :func:`npae.training.team.how_many` decides for None): ``step(X, eps, weights) ->
+    (loss, problem)``, ``problem`` None or why the step was refused.
 
     ``validation``: held-out rows (an array-like) scored each epoch as
     ``val_loss``; ``patience``: stop when ``val_loss`` has not improved for
@@ -62,6 +67,7 @@ def run(model, rows, state, step, *, epochs, batch_size, shuffle=True, verbose=0
     params = model.params
     dtype = next(iter(params.values())).dtype
     batch_size = min(batch_size, max(rows.block_sizes))
+    threads = how_many(n_jobs, batch_size * sum(p.size for p in params.values()))
     buffer = np.empty((batch_size, rows.n_features), dtype=dtype)
     epoch_batches = sum(batches.n_batches(n, batch_size) for n in rows.block_sizes)
     progress = Progress(epochs, epoch_batches, rows.n_rows, verbose)
@@ -74,13 +80,14 @@ def run(model, rows, state, step, *, epochs, batch_size, shuffle=True, verbose=0
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, state, setup)
 
-    with StopAtBatchBoundary() as signals:
+    with Step(model, state.optimizer, batch_size, threads) as step, \
+            StopAtBatchBoundary() as signals:
         while state.epoch < epochs:
             if state.plan is None:  # a new epoch
                 state.plan = batches.epoch_plan(rows, state.rng, shuffle)
                 state.block = state.batch = state.rows_done = 0
                 state.loss_sum, state.order = 0.0, None
-            model.begin_epoch(state.epoch)
+            weights = model.loss_weights(state.epoch)
             progress.start_epoch(state.epoch)
             while state.block < len(state.plan):
                 b = int(state.plan[state.block])
@@ -104,7 +111,7 @@ def run(model, rows, state, step, *, epochs, batch_size, shuffle=True, verbose=0
                     noise = model.draw_noise(len(X), state.rng)
                     signals.begin_step()       # a second signal waits for the step's end
                     try:
-                        loss, problem = step(X, noise)
+                        loss, problem = step(X, noise, weights)
                     finally:
                         signals.end_step()
                     if problem:

@@ -23,7 +23,7 @@ def settings(given, overrides):
         if name not in given and name not in FIT_ARGUMENTS:
             raise TypeError(f"fit() got an unexpected keyword argument {name!r}")
     given = {**given, **overrides}
-    s = {"epochs": checks.positive_int("epochs", given["epochs"]),
+    checked = {"epochs": checks.positive_int("epochs", given["epochs"]),
          "batch_size": checks.positive_int("batch_size", given["batch_size"]),
          "lr": checks.number("lr", given["lr"], low=0, low_open=True),
          "shuffle": checks.boolean("shuffle", given["shuffle"]),
@@ -38,15 +38,15 @@ def settings(given, overrides):
          "seed": given["seed"],
          "checkpoint_every": checks.positive_int("checkpoint_every",
                                                  given.get("checkpoint_every", 1))}
-    checks.generators(s["seed"], 1)  # the seed's type, checked now
+    checks.generators(checked["seed"], 1)  # the seed's type, checked now
     optimizer = given.get("optimizer")
-    s["optimizer"] = (optim.Adam(s["lr"]) if optimizer is None
+    checked["optimizer"] = (optim.Adam(checked["lr"]) if optimizer is None
                       else checks.callable_with("optimizer", optimizer, "step"))
-    s["checkpoint"] = (None if given.get("checkpoint") is None
+    checked["checkpoint"] = (None if given.get("checkpoint") is None
                        else checks.output_file("checkpoint", given["checkpoint"]))
-    s["resume"] = None if given.get("resume") is None else checks.path("resume", given["resume"])
-    s["validation_data"] = given.get("validation_data")
-    return s
+    checked["resume"] = None if given.get("resume") is None else checks.path("resume", given["resume"])
+    checked["validation_data"] = given.get("validation_data")
+    return checked
 
 
 class TrainingState:

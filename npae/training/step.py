@@ -1,60 +1,150 @@
-"""The training step — one batch's loss, gradients and update — in its plain form and its fast one.
+"""The training step: one batch's loss, gradients and update, on flat buffers and a team of threads.
 
-* :class:`ReferenceStep` runs the model's own ``batch_loss_and_grads`` and the optimiser's
-  ``step(params, grads)``: the plain formulas of layers.py and losses.py, on one thread.
-* :class:`FastStep`, which each model completes with its network's arithmetic
-  (:mod:`npae.models.fast_autoencoder`, :mod:`npae.models.fast_vae`), computes the same numbers on buffers
-  allocated once: the parameters, the gradients and the optimiser's moments are each one flat
-  buffer (:mod:`npae.nn.buffers`); the batch is cut into parts and a team of threads
-  (:mod:`npae.training.team`) works on all of them at once.  A step has three phases:
+The step knows the model and the optimiser only through their protocols
+(:mod:`npae.models.estimator` writes the model's down):
 
-  1. forward and backward of each part of the batch, into the part's own gradient buffer
-     (scaled by 1/n of the whole batch, so the parts' buffers add up to the batch's gradient);
-  2. on each slice of the flat buffers, one per thread: the parts' gradients summed, the L2
-     penalty ``alpha`` added, and Σ g²;
-  3. the optimiser's update of each slice — unless the loss or Σ g² is not finite, or too
-     large to square, when nothing is updated and the step says why.
+* ``model.parameter_buffer()`` — ``(P, layout)``: every parameter is a view of the flat array P;
+* ``model.batch_loss(X, eps, work, grads, scale, weights)`` — the loss of the rows X times
+  ``scale``, its gradients written into ``grads`` (views of a flat buffer laid out as P), every
+  intermediate array in the workspace ``work``; the model's one spelling of its math;
+* ``model.noise_rows(eps, rows)`` — the noise of some rows; ``model.rows_coupled`` — True when
+  a row's loss depends on the other rows of its batch (then the batch is not cut);
+* ``model.alpha`` — the L2 penalty's weight (on the layout's ``….W`` arrays);
+* ``optimizer.updates_slices`` (True), ``optimizer.begin_step(layout, dtype)``,
+  ``optimizer.update_slice(P, G, where, scratch)`` and ``optimizer.max_step(grad_norm)``
+  (:mod:`npae.nn.optim`); any other optimiser — or a subclass that changes ``step`` — is run
+  through its ``step(params, grads)`` on dicts, guarded.
+
+A step has three phases, each on every thread of the team (:mod:`npae.training.team`):
+
+1. the model's ``batch_loss`` on each part of the batch, into the part's own gradient buffer,
+   with ``scale`` = 1/n of the whole batch, so the parts' buffers add up to the batch's gradient
+   (on one thread, the step calls it on the whole batch itself);
+2. on each slice of the flat buffers, one per thread: the parts' gradients summed, the L2
+   penalty added (:func:`npae.nn.losses.l2_penalty`), and Σ g²;
+3. the optimiser's update of each slice — unless the loss or Σ g² is not finite, or too
+   large to square, when nothing is updated and the step says why.
 
 The partition of the batch and of the buffers depends only on the batch size and the number
-of threads, so a run is bit-identical to itself for a fixed seed and ``n_jobs``.
+of threads, so a run is bit-identical to itself for a fixed seed and ``n_jobs``.  Each thread
+keeps its workspace and gradient buffer for the whole run: a step allocates nothing.
 
-**The divergence guard.**  Both steps refuse an update from a loss or gradient that is not
-finite.  The reference step copies the parameters before each update, to undo one that
-overflows.  The fast step proves instead that no update can overflow: an update of Adam moves
-a parameter by at most ``lr · √(1 − β₂ᵗ)/(1 − β₁ᵗ) · (1 − β₁)/√(1 − β₂) · √(Σ_{j<t} (β₁²/β₂)ʲ)``
-(Cauchy–Schwarz on the moments' sums), one of SGD by at most ``lr ‖g‖ / (1 − μ)``, so while
-the largest parameter plus the sum of those bounds stays below half the largest float, nothing
-can overflow and nothing is copied.  Past that (never, at sane learning rates) it copies and
-checks like the reference.
+**The divergence guard.**  No update comes from a loss or gradient that is not finite.  And
+no update can overflow a parameter: the optimiser bounds how far one step can move any
+parameter (``max_step``: for Adam, by Cauchy–Schwarz on its moments' sums), so while the
+largest parameter plus the sum of those bounds stays below half the largest float, nothing is
+copied or checked.  Past that (never, at sane learning rates) the parameters are copied
+before the update and restored if it overflows.
 """
 
 import math
 
 import numpy as np
 
-from ..nn import buffers
-from ..nn.optim import SGD, Adam
-from . import team
+from .. import checks
+from ..nn.buffers import Workspace
+from ..nn.losses import l2_penalty
+from ..nn.optim import UPDATE_CHUNK
+from .team import Team
 
-UPDATE_CHUNK = 131072  # entries updated at a time: Adam's five arrays of them fit in a core's cache
 
+class Step:
+    """``step(X, eps, weights) → (loss, problem)``: one batch's step of ``model`` and
+    ``optimizer`` on ``n_jobs`` threads; ``problem`` is None, or why nothing was updated."""
 
-class ReferenceStep:
-    """``model.batch_loss_and_grads`` then ``optimizer.step``, guarded (see the module)."""
-
-    n_jobs = 1
-
-    def __init__(self, model, optimizer):
-        self.model, self.optimizer, self.params = model, optimizer, model.params
-
-    def __call__(self, X, eps):
-        """``(loss, problem)``: ``problem`` is None, or why the step was not taken."""
-        loss, grads = self.model.batch_loss_and_grads(X, eps)
-        return loss, numerical_problem(loss, grads) or guarded_step(self.optimizer, self.params,
-                                                                      grads)
+    def __init__(self, model, optimizer, batch_size, n_jobs):
+        self.model, self.optimizer = model, optimizer
+        self.P, self.layout = model.parameter_buffer()
+        self.params = self.layout.views(self.P)
+        self.dtype = self.P.dtype
+        self.alpha = checks.number("alpha", model.alpha, low=0)
+        self.n_jobs = 1 if model.rows_coupled else max(1, min(n_jobs, batch_size))
+        self.G = [np.zeros(self.layout.size, self.dtype) for _ in range(self.n_jobs)]
+        self.grads = [self.layout.views(G) for G in self.G]
+        self.work = [Workspace(self.dtype) for _ in range(self.n_jobs)]
+        self.slices = self.layout.parts(self.n_jobs)
+        self.scratch = [np.empty(min(UPDATE_CHUNK, s.stop - s.start), self.dtype)
+                        for s in self.slices]
+        self.weights = [self.layout.slice(name) for name in self.layout.weight_names()]
+        self.flat_update = getattr(optimizer, "updates_slices", False)
+        self.headroom = self.room_left()
+        self.parts_of = {}
+        self.team = Team(self.n_jobs).__enter__()
 
     def close(self):
-        pass
+        self.team.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def room_left(self):
+        with np.errstate(over="ignore"):
+            return float(np.finfo(self.dtype).max) / 2 - float(np.abs(self.P).max())
+
+    def row_parts(self, n):
+        """The rows of a batch of ``n`` cut into (at most) ``n_jobs`` nearly equal parts."""
+        if n not in self.parts_of:
+            edges = np.linspace(0, n, min(self.n_jobs, n) + 1).round().astype(int)
+            self.parts_of[n] = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+        return self.parts_of[n]
+
+    def __call__(self, X, eps, weights=None, *, update=True):
+        """The step on batch ``X`` with noise ``eps``: ``(loss, problem)``.  With ``update=False``
+        only phases 1 and 2: the batch's gradient is left in ``grads[0]``, nothing updated."""
+        parts, scale = self.row_parts(len(X)), 1.0 / len(X)
+        model = self.model
+        if len(parts) == 1:
+            loss = model.batch_loss(X, eps, self.work[0], self.grads[0], scale, weights)
+        else:
+            loss = sum(self.team.map(model.batch_loss, [
+                (X[rows], model.noise_rows(eps, rows), self.work[w], self.grads[w], scale, weights)
+                for w, rows in enumerate(parts)]))
+        loss = float(loss)
+        if not math.isfinite(loss):
+            return loss, f"the loss is {loss}"
+        sums = self.team.run(lambda w: self.reduce(w, len(parts)))
+        loss += sum(s[1] for s in sums)
+        squares = sum(s[0] for s in sums)
+        if not update:
+            return loss, None
+        if not math.isfinite(squares):
+            return loss, numerical_problem(loss, self.grads[0])
+        return loss, self.update(math.sqrt(squares))
+
+    def reduce(self, w, used):
+        """Slice w of the batch's gradient: the parts' sum plus α·W; ``(Σ g², penalty)``."""
+        s = self.slices[w]
+        G = self.G[0][s]
+        for other in self.G[1:used]:
+            G += other[s]
+        penalty = 0.0
+        for weights in self.weights:
+            lo, hi = max(weights.start, s.start), min(weights.stop, s.stop)
+            if lo < hi:
+                penalty += l2_penalty(self.P[lo:hi], self.G[0][lo:hi], self.alpha)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.vdot(G, G)), penalty
+
+    def update(self, grad_norm):
+        """Phase 3: the optimiser's update of each slice (guarded, see the module)."""
+        opt = self.optimizer
+        if not self.flat_update:
+            return guarded_step(opt, self.params, self.grads[0])
+        opt.begin_step(self.layout, self.dtype)
+        self.headroom -= opt.max_step(grad_norm)
+        backup = self.P.copy() if self.headroom <= 0 else None
+        self.team.run(lambda w: opt.update_slice(self.P, self.G[0], self.slices[w],
+                                                 self.scratch[w]))
+        if backup is not None:
+            if not norm_is_finite(self.P) and not np.isfinite(self.P).all():
+                np.copyto(self.P, backup)
+                return "the update made a parameter overflow to infinity"
+            self.headroom = self.room_left()
+        return None
 
 
 def numerical_problem(loss, grads):
@@ -107,143 +197,3 @@ def guarded_step(optimizer, params, grads):
 def _restore(params, saved):
     for name, p in params.items():
         np.copyto(p, saved[name])
-
-
-def max_update(optimizer, grad_norm):
-    """The most one update of ``optimizer`` (its step count already advanced) can move any
-    parameter, for a gradient of norm ``grad_norm``; inf when no bound is known."""
-    if isinstance(optimizer, Adam):
-        b1, b2, t = optimizer.beta_1, optimizer.beta_2, min(optimizer.t, 10**9)
-        if b2 == 0:
-            return math.inf
-        r = b1 * b1 / b2
-        series = t if r == 1 else (math.inf if r > 1 and t * math.log(r) > 700
-                                   else (1 - r ** t) / (1 - r))
-        return (optimizer.lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * (1 - b1)
-                / math.sqrt(1 - b2) * math.sqrt(series))
-    if isinstance(optimizer, SGD):
-        return optimizer.lr * grad_norm / (1 - optimizer.momentum)
-    return math.inf
-
-
-class FastStep:
-    """The step on flat buffers and threads; a model's subclass provides ``workspace(rows)``
-    (its buffers for a part of the batch) and ``part(workspace, grads, X, eps, scale)`` (the
-    part's loss times ``scale``, its gradients times ``scale`` written into ``grads``)."""
-
-    def __init__(self, model, optimizer, batch_size, n_jobs):
-        self.model, self.optimizer = model, optimizer
-        self.params = model.params
-        self.layout = buffers.FlatLayout.of(self.params)
-        self.P = model.params_buffer_
-        if not buffers.is_view_of(self.params, self.P):
-            raise ValueError("the model's parameters are not views of its params_buffer_")
-        self.dtype = self.P.dtype
-        self.n_jobs = max(1, min(n_jobs, batch_size))
-        self.G = [np.zeros(self.layout.size, self.dtype) for _ in range(self.n_jobs)]
-        self.grads = [self.layout.views(G) for G in self.G]
-        self.slices = self.layout.parts(self.n_jobs)
-        self.scratch = [np.empty(s.stop - s.start, self.dtype) for s in self.slices]
-        self.weights = [self.layout.slice(name) for name in self.params if name.endswith(".W")]
-        self.moments = (optimizer.flatten(self.layout, self.dtype)
-                        if type(optimizer) in (Adam, SGD) else None)
-        rows = math.ceil(batch_size / self.n_jobs)
-        self.workspaces = [self.workspace(rows) for _ in range(self.n_jobs)]
-        with np.errstate(over="ignore"):
-            self.headroom = float(np.finfo(self.dtype).max) / 2 - float(np.abs(self.P).max())
-        self.parts_of = {}
-        self.team = team.Team(self.n_jobs).__enter__()
-
-    def close(self):
-        self.team.__exit__(None, None, None)
-
-    def row_parts(self, n):
-        """The rows of a batch of ``n`` cut into (at most) ``n_jobs`` nearly equal parts."""
-        if n not in self.parts_of:
-            edges = np.linspace(0, n, min(self.n_jobs, n) + 1).round().astype(int)
-            self.parts_of[n] = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-        return self.parts_of[n]
-
-    def loss_and_grads(self, X, eps):
-        """Phases 1 and 2: ``(loss, grads, Σ g²)``, grads the views of the batch's flat gradient
-        (the reference's ``batch_loss_and_grads``, on buffers and threads)."""
-        parts, scale = self.row_parts(len(X)), 1.0 / len(X)
-        used = len(parts)
-
-        def forward_backward(w):
-            if w >= used:
-                return 0.0
-            rows = parts[w]
-            return self.part(self.workspaces[w], self.grads[w], X[rows], self.eps_part(eps, rows),
-                             scale)
-
-        loss = float(sum(self.team.run(forward_backward)))
-        if not math.isfinite(loss):
-            return loss, self.grads[0], math.nan
-        sums = self.team.run(lambda w: self.reduce(w, used))
-        return loss + sum(s[1] for s in sums), self.grads[0], sum(s[0] for s in sums)
-
-    def __call__(self, X, eps):
-        """``(loss, problem)``, as :meth:`ReferenceStep.__call__`."""
-        loss, grads, squares = self.loss_and_grads(X, eps)
-        if not math.isfinite(loss):
-            return loss, f"the loss is {loss}"
-        if not math.isfinite(squares):
-            return loss, numerical_problem(loss, grads)
-        return loss, self.update(math.sqrt(squares))
-
-    @staticmethod
-    def eps_part(eps, rows):
-        if eps is None:
-            return None
-        return eps[rows] if eps.ndim == 2 else eps[:, rows]
-
-    def reduce(self, w, used):
-        """Slice w of the batch's gradient: the parts' sum plus α·W; ``(Σ g², penalty)``."""
-        s = self.slices[w]
-        G = self.G[0][s]
-        for other in self.G[1:used]:
-            G += other[s]
-        penalty = 0.0
-        alpha = self.model.alpha
-        if alpha:
-            for weights in self.weights:
-                lo, hi = max(weights.start, s.start), min(weights.stop, s.stop)
-                if lo < hi:
-                    P = self.P[lo:hi]
-                    penalty += 0.5 * alpha * float(np.vdot(P, P))
-                    self.G[0][lo:hi] += alpha * P
-        with np.errstate(over="ignore", invalid="ignore"):
-            return float(np.vdot(G, G)), penalty
-
-    def update(self, grad_norm):
-        """Phase 3: the optimiser's update of each slice (guarded, see the module)."""
-        opt = self.optimizer
-        if self.moments is None:
-            return guarded_step(opt, self.params, self.grads[0])
-        opt.t += 1
-        if isinstance(opt, Adam):
-            step_size, eps_hat = opt.folded_corrections()
-        bound = max_update(opt, grad_norm)
-        self.headroom -= bound
-        backup = self.P.copy() if self.headroom <= 0 else None
-
-        def update_slice(w):
-            s = self.slices[w]
-            for a in range(s.start, s.stop, UPDATE_CHUNK):  # a chunk's arrays stay in cache
-                c = slice(a, min(a + UPDATE_CHUNK, s.stop))
-                if isinstance(opt, Adam):
-                    opt.update(self.P[c], self.G[0][c], self.moments[0][c], self.moments[1][c],
-                               step_size, eps_hat, self.scratch[w][:c.stop - c.start])
-                else:
-                    opt.update(self.P[c], self.G[0][c], self.moments[0][c],
-                               self.scratch[w][:c.stop - c.start])
-
-        self.team.run(update_slice)
-        if backup is not None:
-            if not norm_is_finite(self.P) and not np.isfinite(self.P).all():
-                np.copyto(self.P, backup)
-                return "the update made a parameter overflow to infinity"
-            with np.errstate(over="ignore"):
-                self.headroom = float(np.finfo(self.dtype).max) / 2 - float(np.abs(self.P).max())
-        return None

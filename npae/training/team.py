@@ -8,7 +8,8 @@ at work, BLAS is limited to one thread per caller (threadpoolctl, the standard w
 
 ``team.run(phase)`` calls ``phase(i)`` on each of the ``n`` members — member 0 is the calling
 thread — and returns when all are done, with their results in member order; an exception in
-any member is raised in the caller.  A team of one runs the phase inline.
+any member is raised in the caller.  ``team.map(fn, arguments)`` calls ``fn`` once per member
+with its own arguments.  A team of one runs the phase inline.
 """
 
 import os
@@ -90,6 +91,11 @@ class Team:
         if error is not None:
             raise error
         return results
+
+    def map(self, fn, arguments):
+        """``[fn(*arguments[0]), fn(*arguments[1]), …]``, the i-th on member i (at most ``n``
+        calls; members without one are idle)."""
+        return self.run(lambda i: fn(*arguments[i]) if i < len(arguments) else None)[:len(arguments)]
 
     def __exit__(self, *exc):
         for inbox in self.inboxes:

@@ -1,0 +1,127 @@
+"""What a trained VAE says about data: each row's ELBO and score, the importance-weighted
+log-likelihood, samples, codes and decodings.
+
+Every formula here is the one the loss trains with (:class:`~npae.models.vae.VAE`'s
+``posterior_batch``, ``nll`` and ``log_weights``, and :func:`npae.nn.losses.kl_normal`),
+evaluated with β = 1 and without gradients, each call in a workspace of its own.
+
+``score_samples`` is each row's ELBO estimated with the same four draws ε₁…ε₄ for every row
+(from a fixed seed), so a row's score depends on that row alone, never on its position in X;
+``score`` is their mean.
+"""
+
+import math
+
+import numpy as np
+
+from .. import checks
+from ..nn.activations import sigmoid
+from ..nn.buffers import Workspace
+from ..nn.layers import forward_stack
+from ..nn.losses import kl_normal, unit_interval_targets
+
+ROWS_PER_PASS = 8192  # rows (examples × samples) of one decoder pass in evaluation
+SCORE_DRAWS = 4       # ε draws shared by every row in score_samples
+
+
+class VAEEvaluation:
+    """The VAE's evaluation (a base of :class:`~npae.VAE`)."""
+
+    def posterior(self, X):
+        """``(mu, logvar)`` of q(z|x) for each row of X, each (n, latent)."""
+        latent = self.built().code_size
+        both = np.empty((0, 2 * latent), dtype=self.dtype_)
+        parts = [np.concatenate(self.posterior_batch(chunk, Workspace(self.dtype_))[2:5:2], axis=1)
+                 for _, chunk in self._chunks(X)]
+        both = np.concatenate(parts) if parts else both
+        return both[:, :latent], both[:, latent:]
+
+    def elbo(self, X, *, n_samples=1, seed=None):
+        """Per-example ELBO (β = 1), averaged over ``n_samples`` draws of ε; shape (n,)."""
+        n_samples = checks.positive_int("n_samples", n_samples)
+        rng = checks.generator(seed)
+        parts = []
+        for _, x in self._chunks(X, fitting=True):
+            eps = rng.standard_normal((n_samples,) + (len(x), self.code_size), dtype=self.dtype_)
+            parts.append(self.elbo_rows(x, eps))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype_)
+
+    def elbo_rows(self, x, eps):
+        """Each row's ELBO estimated with the draws ``eps`` (S, n, latent) or (S, 1, latent):
+        −(the mean over draws of −log p(x|z) + KL)."""
+        work = Workspace(self.dtype_)
+        _, _, mu, _, logvar, std = self.posterior_batch(x, work)
+        recon = np.zeros(x.shape[0], dtype=np.float64)
+        for e in eps:
+            z = reparameterise(mu, std, e, work.like("z", mu))
+            logits = forward_stack(self.decoder_.layers, z, work, "decoder")[-1]
+            recon += self.nll(logits, x, work, None, 1.0, per_example=True)[0]
+        return -(recon / len(eps) + kl_normal(mu, logvar, per_example=True)[0])
+
+    def score_batch(self, X):
+        """Each row's ELBO (β = 1) from SCORE_DRAWS draws of ε shared by every row (seed 0):
+        deterministic, and independent of the other rows.  Bernoulli targets outside [0, 1]
+        are clipped to it, with a warning."""
+        if self.settings_["likelihood"] == "bernoulli":
+            X = unit_interval_targets(X)
+        eps = np.random.default_rng(0).standard_normal((SCORE_DRAWS, 1, self.code_size),
+                                                       dtype=self.dtype_)
+        return self.elbo_rows(X, eps).astype(self.dtype_)
+
+    def log_likelihood(self, X, *, k=1000, seed=None):
+        """Per-example importance-weighted estimate of log p(x) with k samples (the IWAE bound).
+
+        .. math::
+
+            log p(x) ≥ log (1/k) Σ_i p(x, z_i) / q(z_i|x),   z_i ~ q(z|x)
+
+        computed with logsumexp, in passes of at most ~8k decoder rows so memory
+        stays bounded for any k.  It is at least the ELBO on average and grows with k.
+        """
+        k = checks.positive_int("k", k)
+        rng = checks.generator(seed)
+        parts = []
+        for _, chunk in self._chunks(X, fitting=True):
+            for start in range(0, len(chunk), 256):
+                parts.append(self.log_likelihood_rows(chunk[start:start + 256], k, rng))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def log_likelihood_rows(self, x, k, rng):
+        """log (1/k) Σ_i w_i of each row, the k draws taken a pass of ≤ ROWS_PER_PASS rows at a
+        time and accumulated with logaddexp."""
+        n = x.shape[0]
+        work = Workspace(self.dtype_)
+        _, _, mu, _, logvar, std = self.posterior_batch(x, work)
+        running = np.full(n, -np.inf)
+        per_pass = max(1, ROWS_PER_PASS // n)
+        for start in range(0, k, per_pass):
+            eps = rng.standard_normal((min(per_pass, k - start), n, self.code_size),
+                                      dtype=self.dtype_)
+            log_w = self.log_weights(x, mu, logvar, std, eps, 1.0, work)[0].astype(np.float64)
+            top = log_w.max(axis=0)
+            running = np.logaddexp(running, top + np.log(np.exp(log_w - top).sum(axis=0)))
+        return running - math.log(k)
+
+    def sample(self, n, *, seed=None):
+        """``n`` draws from the model: decoded means for z ~ N(0, I); shape (n, n_features)."""
+        n = checks.positive_int("n", n)
+        z = checks.generator(seed).standard_normal((n, self.built().code_size), dtype=self.dtype_)
+        return self.decode(z)
+
+    # -- checked batches -----------------------------------------------------------
+    def encode_batch(self, X):
+        return self.posterior_batch(X, Workspace(self.dtype_))[2]   # μ alone: no log σ²
+
+    def decode_batch(self, Z):
+        logits = forward_stack(self.decoder_.layers, Z, Workspace(self.dtype_), "decoder")[-1]
+        return sigmoid(logits, out=logits) if self.settings_["likelihood"] == "bernoulli" \
+            else logits
+
+
+def reparameterise(mu, std, eps, out=None):
+    """The reparameterised sample ``z = μ + σ ⊙ ε`` (into ``out``); ε of μ's shape, or (k, n,
+    latent) for k samples of each row.  z is a differentiable function of μ and σ for a fixed
+    ε: ∂z/∂μ = 1, ∂z/∂σ = ε."""
+    z = np.multiply(std, eps, out=out)
+    z += mu
+    return z
