@@ -46,6 +46,18 @@ def non_negative_int(name, value):
     return value
 
 
+def n_jobs(name, value):
+    """None, or an int that is not 0, in scikit-learn's meaning (-1 every core, -2 all but one,
+    …); floats (even ``-1.0``) are a TypeError, 0 a ValueError."""
+    if value is None:
+        return None
+    value = integer(name, value)
+    if value == 0:
+        raise ValueError(f"{name} must be None, an int ≥ 1, or -1 for every core (-2 for all "
+                         "but one, …), got 0")
+    return value
+
+
 def number(name, value, *, low=-math.inf, high=math.inf, low_open=False, high_open=False):
     """A real number in the interval from ``low`` to ``high``, as a float.
 

@@ -174,7 +174,8 @@ def test_init_and_n_jobs_reach_the_model_and_otherwise_the_models_defaults_hold(
     args = parsed("train", "--init", "he-glorot", "--n-jobs", "-1", "--out", "unused")
     assert {k: commands.build_model(args).get_params()[k] for k in ("init", "n_jobs")} == \
         {"init": "he-glorot", "n_jobs": -1}
-    for bad in ("0", "-2", "two"):
+    assert parsed("train", "--n-jobs", "-2", "--out", "unused").n_jobs == -2  # all cores but one
+    for bad in ("0", "-1.0", "two"):
         status, _, err = run("train", "--n-jobs", bad)
         assert status == 2 and "argument --n-jobs" in err and len(err.strip().splitlines()) == 1
 

@@ -176,7 +176,8 @@ class Fitting:
     def _run(self, rows, state, s, *, validation, data_range, patience):
         batch_size = min(s["batch_size"], max(rows.block_sizes))
         work = batch_size * sum(p.size for p in self.network_params().values())
-        step = self.training_step(state.optimizer, batch_size, team.how_many(s["n_jobs"], work))
+        step = self.training_step(state.optimizer, batch_size, team.how_many(s["n_jobs"], work,
+                                                                            batch_size))
         try:
             loop.run(self, rows, state, step, epochs=s["epochs"], batch_size=s["batch_size"],
                          shuffle=s["shuffle"], verbose=s["verbose"], validation=validation,

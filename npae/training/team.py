@@ -30,14 +30,21 @@ def available_cores():
 WORTH_THREADS = 8e6  # batch rows × parameters below which a step loses more than it gains
 
 
-def how_many(n_jobs, work):
-    """Threads for a step: ``n_jobs`` when it is an int ≥ 1; -1, every available core; None,
-    every core when the step's ``work`` (batch rows × parameters) is at least WORTH_THREADS
-    (measured on 2 cores: smaller steps lose more to the threads' hand-offs of the GIL than
-    they gain), else 1."""
-    if n_jobs == -1 or (n_jobs is None and work >= WORTH_THREADS):
-        return available_cores()
-    return 1 if n_jobs is None else n_jobs
+def how_many(n_jobs, work, rows=None):
+    """Threads for a step, in scikit-learn's meaning of ``n_jobs``: an int ≥ 1 is that many; -1
+    every available core, -2 all but one, …; None, every core when the step's ``work`` (batch rows
+    × parameters) is at least WORTH_THREADS (measured on 2 cores: smaller steps lose more to the
+    threads' hand-offs of the GIL than they gain), else 1.  Never more than the cores, nor than
+    the batch's ``rows`` (each thread holds a gradient buffer: a thread with no rows to work on,
+    or waiting for a core, costs memory and gains nothing)."""
+    cores = available_cores()
+    if n_jobs is None:
+        wanted = cores if work >= WORTH_THREADS else 1
+    elif n_jobs < 0:
+        wanted = cores + 1 + n_jobs
+    else:
+        wanted = n_jobs
+    return max(1, min(wanted, cores, rows if rows is not None else cores))
 
 
 class Team:
