@@ -128,3 +128,19 @@ def test_the_initial_weights_follow_the_chosen_scheme(init):
     assert (b == 0).all() if init == "he-glorot" else np.abs(b).max() <= limit and b.std() > 0
     with pytest.raises(ValueError, match="init must be one of"):
         npae.VAE(6, init="xavier").built()
+
+
+def test_two_teams_at_work_at_once_put_back_the_blas_threads_they_found():
+    import threadpoolctl
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        first, second = threads.Team(2), threads.Team(2)
+        first.__enter__()
+        second.__enter__()          # found 1 thread, set by the first
+        first.__exit__(None, None, None)
+        assert all(n == 1 for n in blas_threads()), "the second team is still at work"
+        second.__exit__(None, None, None)
+        assert blas_threads() == before

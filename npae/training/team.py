@@ -47,6 +47,35 @@ def how_many(n_jobs, work, rows=None):
     return max(1, min(wanted, cores, rows if rows is not None else cores))
 
 
+class OneBlasThread:
+    """BLAS limited to one thread while any team works, restored when the last one is done.
+
+    The limit is process-wide, so two teams at work at once (two fits on two threads) share
+    it: the first to start records the limit it found and sets 1; the last to finish puts the
+    recorded one back.  (Each restoring what it found would leave BLAS at one thread for good:
+    the second found the first's.)
+    """
+
+    def __init__(self):
+        self.lock, self.users, self.limits = threading.Lock(), 0, None
+
+    def acquire(self):
+        with self.lock:
+            if self.users == 0:
+                self.limits = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+            self.users += 1
+
+    def release(self):
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                self.limits.restore_original_limits()
+                self.limits = None
+
+
+BLAS = OneBlasThread()
+
+
 class Team:
     """``n`` threads (the caller and ``n - 1`` workers) running phases together; a context manager."""
 
@@ -54,10 +83,11 @@ class Team:
         self.n = n
         self.inboxes = [queue.SimpleQueue() for _ in range(n - 1)]
         self.outbox = queue.SimpleQueue()
-        self.workers, self.blas = [], None
+        self.workers, self.blas = [], False
 
     def __enter__(self):
-        self.blas = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        BLAS.acquire()
+        self.blas = True
         for i, inbox in enumerate(self.inboxes, 1):
             worker = threading.Thread(target=self._serve, args=(i, inbox), daemon=True,
                                       name=f"npae-worker-{i}")
@@ -104,6 +134,7 @@ class Team:
         for worker in self.workers:
             worker.join()
         self.workers = []
-        if self.blas is not None:
-            self.blas.restore_original_limits()
+        if self.blas:
+            self.blas = False
+            BLAS.release()
         return False
