@@ -180,10 +180,19 @@ def generator_from_state(state, *, name="generator state"):
     """The ``Generator`` whose ``bit_generator.state`` was ``state`` (as a checkpoint records it)."""
     try:
         bit_generator = BIT_GENERATORS[state["bit_generator"]]()
+        if state["bit_generator"] == "MT19937":
+            key = np.asarray(state["state"]["key"])
+            if key.shape != (624,) or not key.any():
+                raise ValueError("an MT19937 key must be 624 words, not all zero")
         bit_generator.state = state
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"its {name} is invalid ({exc})") from None
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError) as exc:
+        raise ValueError(f"its {name} is invalid ({_shown_error(exc)})") from None
     return np.random.Generator(bit_generator)
+
+
+def _shown_error(exc):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
 
 
 # -- paths -----------------------------------------------------------------------
@@ -368,6 +377,14 @@ def unit_interval(low, high, *, name="X", instead=None, integer_data=False):
 def _shown(value):
     text = repr(value)
     return f"{type(value).__name__} {text[:60] + '…' if len(text) > 60 else text}"
+
+
+def some(names, limit=5):
+    """A few of ``names``, sorted, for a message: ``['a', 'b', 'c'] and 19,997 more`` — an error
+    about a file of 20,000 members stays one short line."""
+    names = sorted(map(str, names))
+    shown = "[" + ", ".join(repr(n[:60]) for n in names[:limit]) + "]"
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
 
 
 def _listed(choices):

@@ -1,8 +1,10 @@
 """Tests for npae.datasets: IDX files written byte by byte, the bundled digits, and user arrays."""
 
 import gzip
+import io
 import struct
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -389,3 +391,15 @@ def test_byte_flips_in_a_gzip_label_file_never_give_a_traceback(tmp_path):
             continue
         assert read.dtype.kind in "iuf" and read.size <= 2**20
     assert refused > 250
+
+
+def test_an_npz_of_twenty_thousand_arrays_none_named_x_gives_a_short_error(tmp_path):
+    path = tmp_path / "many.npz"
+    one = io.BytesIO()
+    np.save(one, np.zeros(1))
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(20_000):
+            archive.writestr(f"a{i:05d}.npy", one.getvalue())
+    with pytest.raises(ValueError, match=r"holds 20000 arrays \(\['a00000', .* and 19,995 more\)") as info:
+        load_array(path)
+    assert len(str(info.value)) < 300

@@ -580,6 +580,7 @@ def test_an_overlong_header_is_refused_unread(tmp_path):
 @pytest.mark.parametrize("meta, why", [
     (np.array("{not json"), r"its npae metadata is not valid JSON \("),
     (np.array('{"loss": NaN}'), r"its npae metadata is not valid JSON \(NaN is not a number JSON allows\)"),
+    (np.array('{"loss": 1e999}'), r"its npae metadata is not valid JSON \(1e999 is beyond the largest float\)"),
     (np.array('{"n": ' + "9" * 60 + "}"), r"its npae metadata is not valid JSON \(an integer of 60 digits\)"),
     (np.array("[" * 100000 + "]" * 100000), r"its npae metadata is not valid JSON \("),
     (np.array("[1, 2]"), "its npae metadata is not a JSON object"),

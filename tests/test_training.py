@@ -405,6 +405,43 @@ def test_resume_from_a_plain_model_file_or_a_damaged_checkpoint_is_refused(digit
     assert_unchanged(model, before)
 
 
+def _rewritten(path, change=None, **arrays):
+    """The checkpoint at ``path`` with its metadata passed through ``change`` and ``arrays`` set."""
+    with np.load(path, allow_pickle=False) as archive:
+        members = {n: archive[n] for n in archive.files}
+    meta = json.loads(str(members["__npae__"]))
+    if change is not None:
+        change(meta)
+    members.update(arrays, __npae__=np.array(json.dumps(meta)))
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+def test_nan_in_early_stoppings_best_parameters_is_refused_and_changes_nothing(digits, tmp_path):
+    X, path = digits[:300], tmp_path / "ckpt.npz"
+    settings = dict(FIT, epochs=4, early_stopping=True, validation_fraction=0.2)
+    model = npae.VAE(64, (16,), latent=2, seed=0)
+    model.fit(X, optimizer=CtrlCAt(20), checkpoint=path, **settings)
+    name = next(iter(model.params))
+    _rewritten(path, **{f"best/{name}": np.full_like(model.params[name], np.nan)})
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=f"ckpt.npz: early stopping's best parameter '{name}' holds NaN"):
+        model.fit(X, resume=path, **settings)
+    assert_unchanged(model, before)
+
+
+def test_a_position_past_the_end_of_a_block_is_refused_in_an_unshuffled_run(digits, tmp_path):
+    X, path = digits[:300], tmp_path / "ckpt.npz"
+    model = npae.VAE(64, (16,), latent=2, seed=0)
+    model.fit(X, optimizer=CtrlCAt(12), checkpoint=path, shuffle=False, **FIT)
+    _rewritten(path, lambda m: m["training"].update(batch=10**9))
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="ckpt.npz: its training state is invalid: its position is "
+                                         "past the end of a block"):
+        model.fit(X, resume=path, shuffle=False, **FIT)
+    assert_unchanged(model, before)
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -435,8 +472,21 @@ CRAFTED_CHECKPOINTS = {  # name: (change to the metadata, what the refusal says 
                        ": its training state is invalid: its position is past the end of a block"),
     "history-too-long": (lambda m: m["training"].update(history={"loss": [1.0, 2.0]}),
                          ": its training state is invalid: its history does not have one loss per epoch"),
+    "mt19937-all-zero": (lambda m: m["training"].update(rng={"bit_generator": "MT19937",
+                                                             "state": {"key": [0] * 624, "pos": 624}}),
+                         r": its generator state is invalid \(an MT19937 key must be 624 words"),
+    "mt19937-short-key": (lambda m: m["training"].update(rng={"bit_generator": "MT19937",
+                                                              "state": {"key": [1] * 10, "pos": 0}}),
+                          r": its generator state is invalid \(an MT19937 key must be 624 words"),
+    "history-of-unequal-lists": (lambda m: m["training"].update(history={"loss": [1.0], "lr": [1.0, 2.0]}),
+                                 ": its training state is invalid: its history's lists are not all one entry"),
+    "best-val-loss-too-large": (lambda m: m["training"].update(best={"val_loss": 1e308 * 10, "epoch": 1,
+                                                                     "waited": 0}),
+                                ": its npae metadata is not valid JSON"),
+    "best-from-the-future": (lambda m: m["training"].update(best={"val_loss": 1.0, "epoch": 7, "waited": 0}),
+                             ": its training state is invalid: 'best' must be a finite loss of an epoch run"),
     "setup-a-list": (lambda m: m["training"].update(setup=[]), ": its training state is invalid: 'setup' must be an object"),
-    "best-without-its-parameters": (lambda m: m["training"].update(best={"val_loss": 1.0, "epoch": 0, "waited": 0}),
+    "best-without-its-parameters": (lambda m: m["training"].update(best={"val_loss": 1.0, "epoch": 1, "waited": 0}),
                                     ": member 'best/encoder.0.W' is missing"),
     "future-version": (lambda m: m.update(version=3), r": it is not an npae file of a version this npae reads \(1, 2\)"),
     "other-model": (lambda m: m["config"].update(latent=3), ": it was written by a different model: latent=3 there, 2 here"),
@@ -452,7 +502,7 @@ def test_a_crafted_checkpoint_is_refused_naming_the_file_and_changes_nothing(cha
         arrays = {name: archive[name] for name in archive.files}
     meta = json.loads(str(arrays["__npae__"]))
     change(meta)
-    arrays["__npae__"] = np.array(json.dumps(meta))
+    arrays["__npae__"] = np.array(json.dumps(meta).replace("Infinity", "1e999"))
     with open(path, "wb") as f:
         np.savez(f, **arrays)
     model = npae.VAE(8, (4,), latent=2, seed=0).fit(np.full((16, 8), 0.5), epochs=1, batch_size=4)

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import checks
 from ..files.archive import Archive, FileRefused
 from .batches import RowView
 
@@ -181,7 +182,7 @@ def _read_npz(path: Path):
         elif len(names) == 1:
             wanted = names
         else:
-            raise ValueError(f"holds arrays {names}; name the data 'X' (and the labels 'y') or "
+            raise ValueError(f"holds {len(names)} arrays ({checks.some(names)}); name the data 'X' (and the labels 'y') or "
                              "store one array")
         arrays = [archive.array(name, *archive.array_header(name)) for name in wanted]
     return arrays[0], arrays[1] if len(arrays) > 1 else None

@@ -85,10 +85,13 @@ def load_checkpoint(path, model, optimizer, setup):
         unknown = archive.names - {f"param/{n}" for n in params} - {f"optim/{m}" for m in moments} \
             - {f"best/{n}" for n in params} - {"train/plan", "train/order"}
         if unknown:
-            raise ValueError(f"{path}: unexpected members {sorted(unknown)}")
+            raise ValueError(f"{path}: unexpected members {checks.some(unknown)}")
     for name, p in params.items():
         if not np.isfinite(saved[name]).all():
             raise ValueError(f"{path}: parameter {name!r} holds NaN or infinity")
+        if state.best is not None and not np.isfinite(state.best["params"][name]).all():
+            raise ValueError(f"{path}: early stopping's best parameter {name!r} holds NaN or "
+                             "infinity")
     for name, p in params.items():
         p[...] = saved[name]
     optimizer.load_state_dict(restored.state_dict())  # the caller's optimiser, restored in place
@@ -115,6 +118,8 @@ def _read_position(state, training, archive, setup, params, path):
             raise ValueError(f"{path}: the checkpoint was written with {key}={saved_setup.get(key)!r}, "
                              f"but this run has {key}={value!r}; resume with the same data and settings")
     need(len(history["loss"]) == training["epoch"], "its history does not have one loss per epoch")
+    need(all(len(values) == training["epoch"] for values in history.values()),
+         "its history's lists are not all one entry per epoch")
     need(("val_loss" in history) == setup["validation"] or not history.get("val_loss"),
          "validation losses do not match the run's validation data")
     n_blocks = len(setup["block_sizes"])
@@ -135,11 +140,17 @@ def _read_position(state, training, archive, setup, params, path):
         state.order = order.astype(np.intp)
     else:
         need(training["batch"] == 0 or not setup["shuffle"], "a position mid-block without a permutation")
+        if state.plan is not None:
+            n = setup["block_sizes"][int(state.plan[training["block"]])]
+            need(training["batch"] < max(1, math.ceil(n / setup["batch_size"])),
+                 "its position is past the end of a block")
     best = training.get("best")
     if best is not None:
         need(isinstance(best, dict) and type(best.get("epoch")) is int
              and type(best.get("waited")) is int and type(best.get("val_loss")) in (int, float),
              "'best' must hold val_loss, epoch and waited")
+        need(math.isfinite(best["val_loss"]) and 0 <= best["waited"] <= training["epoch"]
+             and 0 < best["epoch"] <= training["epoch"], "'best' must be a finite loss of an epoch run")
         state.best = dict(best, params={name: archive.array(f"best/{name}", p.shape, p.dtype)
                                         for name, p in params.items()})
     state.history = {key: list(values) for key, values in history.items()}
