@@ -329,6 +329,62 @@ def test_sigterm_stops_at_a_batch_boundary_saves_and_raises_terminated(digits, t
     assert signal.getsignal(signal.SIGTERM) == handler
 
 
+def _sigterm_to_self():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("when", ["last-batch", "last-validation", "final-save"])
+def test_a_sigterm_as_the_run_ends_is_not_swallowed(when, digits, tmp_path, monkeypatch):
+    handler = signal.getsignal(signal.SIGTERM)
+    X, path = digits[:300], tmp_path / "ckpt.npz"                 # 10 batches an epoch, 3 epochs
+    model, opt = RESUMABLE["vae"](), CtrlCAt(30 if when == "last-batch" else 0, signal.SIGTERM)
+    if when == "last-validation":
+        average_loss = model.average_loss
+        calls = []
+
+        def signalled(X, **kw):
+            calls.append(1)
+            if len(calls) == FIT["epochs"]:
+                _sigterm_to_self()
+            return average_loss(X, **kw)
+        monkeypatch.setattr(model, "average_loss", signalled)
+    if when == "final-save":
+        save = loop.save_checkpoint
+
+        def signalled(path, model, state, setup):
+            save(path, model, state, setup)
+            if state.epoch == FIT["epochs"]:
+                _sigterm_to_self()
+        monkeypatch.setattr(loop, "save_checkpoint", signalled)
+    with pytest.raises(Terminated):
+        model.fit(X, optimizer=opt, checkpoint=path, validation_data=digits[300:400], **FIT)
+    assert model.interrupted_ and model.training_.stopped == "SIGTERM"
+    assert model.n_iter_ == 3 and _training_record(path)["epoch"] == 3   # the run, complete
+    assert signal.getsignal(signal.SIGTERM) == handler
+
+
+def test_a_loop_of_one_batch_partial_fits_honours_sigterm(digits):
+    model, X = RESUMABLE["vae"](), digits[:32]
+    model.partial_fit(X)
+    opt = CtrlCAt(model.training_.optimizer.t + 2, signal.SIGTERM)
+    opt.load_state_dict(model.training_.optimizer.state_dict())
+    model.training_.optimizer = opt
+    with pytest.raises(Terminated):
+        for _ in range(5):                           # what dask-ml's Incremental runs
+            model.partial_fit(X)
+    assert opt.t == opt.at and model.interrupted_
+
+
+def test_a_sigterm_the_process_ignores_stays_ignored(digits):
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        model = RESUMABLE["vae"]().fit(digits[:300], optimizer=CtrlCAt(3, signal.SIGTERM), **FIT)
+        assert not model.interrupted_ and model.n_iter_ == 3
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_checkpoints_are_written_every_so_many_epochs_and_at_the_end(digits, tmp_path, monkeypatch):
     written = []
     save = checkpoints.save_checkpoint

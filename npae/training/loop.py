@@ -31,8 +31,10 @@ keeping the parameters of its last good step.  Ctrl-C (SIGINT) and SIGTERM
 stop the run at the next batch boundary (:mod:`npae.signals`), saving a
 checkpoint if one was asked for; after SIGTERM the run raises
 ``npae.signals.Terminated`` (a SystemExit with status 143) once the model is
-consistent, so a process that was told to end still ends.  A second signal
-stops at once.
+consistent, so a process that was told to end still ends.  A signal that arrives
+during the last batch, the last validation or the final save is not lost: the
+run ends as it would have, then stops in the same way (a one-batch ``partial_fit``
+honours SIGTERM too).  A second signal stops at once.
 """
 
 
@@ -130,9 +132,15 @@ def run(model, rows, state, step, *, epochs, batch_size, shuffle=True, verbose=0
                 progress.say(f"early stopping: val_loss has not improved for {patience} epochs; "
                              f"restoring epoch {state.best['epoch']}")
                 break
+        if signals.caught:  # during the last batch, the last validation or the last save
+            state.stopped = signals.caught
+            progress.say(f"{signals.caught}: arrived as the run ended; its last step and its "
+                         "checkpoint are complete")
     if patience is not None and state.best is not None:
         for name, p in params.items():
             np.copyto(p, state.best["params"][name])
+    if state.stopped == "SIGTERM":
+        raise Terminated()
     return state
 
 
