@@ -740,6 +740,42 @@ def test_sigterm_ends_a_run_with_143_a_message_and_the_model_saved(tmp_path):
     assert rescued == rescued_before  # saved where asked, not rescued elsewhere
 
 
+@pytest.mark.parametrize("name", ["model.npz", "history.csv"])
+def test_a_checkpoint_where_out_writes_its_results_is_refused_before_training(tmp_path, name):
+    out = tmp_path / "out"
+    assert_refused(run(*TRAIN, "--out", out, "--checkpoint", out / name),
+                   rf"--checkpoint .*{name} is the {name} that --out .* writes; give the "
+                   r"checkpoint another name, e\.g\. .*checkpoint\.npz")
+    assert not out.exists()
+
+
+def test_a_full_disk_at_a_mid_run_checkpoint_names_the_file_and_keeps_the_model(
+        tmp_path, monkeypatch):
+    """The disk fills up at the second epoch's checkpoint: the run stops with an error naming
+    the checkpoint, and the model of the last completed step is saved in --out."""
+    from npae.training import checkpoints
+    real_write = checkpoints.write_archive
+    writes = []
+
+    def write_archive(path, arrays, meta):
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, arrays, meta)
+
+    monkeypatch.setattr(checkpoints, "write_archive", write_archive)
+    checkpoint = tmp_path / "ckpt.npz"
+    status, out, err = run(*TRAIN, "--out", tmp_path / "out", "--checkpoint", checkpoint)
+    assert status == 1 and "Traceback" not in err
+    assert re.search(rf"error: \[Errno 28\] cannot write the checkpoint {re.escape(str(checkpoint))} "
+                     r"\(No space left on device\).*after 2 complete epochs, wrote "
+                     rf"{re.escape(str(tmp_path / 'out' / 'model.npz'))}", err), err
+    model = npae.load(tmp_path / "out" / "model.npz")
+    assert len(model.history_["loss"]) == 2
+    assert len(read_history(tmp_path / "out" / "history.csv")[1]) == 2
+    assert temporaries(tmp_path) == []
+
+
 def test_a_final_write_that_fails_rescues_the_trained_model_into_the_temporary_folder(
         tmp_path, monkeypatch):
     """The disk fills up during the last save: the run is not lost, it is saved elsewhere."""

@@ -22,6 +22,7 @@ from ..models.vae import VAE
 from ..nn.gradcheck import gradcheck
 from ..pictures import model_pictures, png
 from ..training import signals
+from ..training.checkpoints import CheckpointFailed
 from ..training.signals import Terminated
 from .check import run_check
 
@@ -142,16 +143,23 @@ def train(args):
             check_output("--out", path, inputs_of(args))
         if args.checkpoint is not None:  # (it may be the checkpoint the run resumes from)
             check_output("--checkpoint", args.checkpoint, inputs_of(args, "data"))
+            for path in outputs:  # the end of the run would overwrite its checkpoint
+                if same_path(args.checkpoint, path):
+                    raise UsageError(f"--checkpoint {args.checkpoint} is the {os.path.basename(path)} "
+                                     f"that --out {out} writes; give the checkpoint another name, "
+                                     f"e.g. {os.path.join(out, 'checkpoint.npz')}")
         print(f"{model!r}\n{how}\ntraining {args.epochs} epochs, batch {args.batch_size}, "
               f"Adam(lr={args.lr:g})")
         start = time.perf_counter()
-        status = 0
+        status, failed = 0, None
         try:
             model.fit(data.X_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       validation_data=data.X_test, verbose=0 if args.quiet else 1,
                       checkpoint=args.checkpoint, resume=args.resume)
         except Terminated:
             status = 143
+        except CheckpointFailed as exc:  # a full disk mid-run: the model holds the work
+            status, failed = 1, exc
         if model.interrupted_ and status == 0:
             status = 130
     except BaseException:
@@ -159,8 +167,12 @@ def train(args):
             os.rmdir(out)
         raise
     seconds = time.perf_counter() - start
-    model_path = save_somewhere(model, outputs[0], args.checkpoint)
+    model_path = save_somewhere(model, outputs[0], None if failed else args.checkpoint)
     write_history(outputs[1], model.history_)
+    if failed is not None:
+        print(f"error: {' '.join(str(failed).split())}; after {len(model.history_['loss'])} "
+              f"complete epochs, wrote {model_path} (the last completed step)", file=sys.stderr)
+        return status
     if status:
         print(f"{'SIGTERM' if status == 143 else 'interrupted'}: stopped after "
               f"{len(model.history_['loss'])} complete epochs; wrote {model_path} (the last "
@@ -176,6 +188,11 @@ def train(args):
         print(f"test ELBO {elbo:.3f} nats per example (10 samples; −ELBO {-elbo:.3f})")
     print(f"wrote {model_path}, {outputs[1]}" + "".join(f", {p}" for p in written))
     return 0
+
+
+def same_path(a, b):
+    """``a`` and ``b`` name the same file, whether or not it exists yet."""
+    return atomic.same_file(a, b) or (os.path.realpath(a) == os.path.realpath(b))
 
 
 def save_somewhere(model, path, checkpoint):

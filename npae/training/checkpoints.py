@@ -17,6 +17,11 @@ from ..nn import optim
 from .state import TrainingState, is_history
 
 
+class CheckpointFailed(OSError):
+    """A checkpoint that could not be written (a full disk, say), naming the file: the run
+    stops, and the model keeps its last step for the caller to save elsewhere."""
+
+
 def save_checkpoint(path, model, state, setup):
     """The model's record, the optimiser, the generator, the history and the position, in one file.
 
@@ -41,7 +46,12 @@ def save_checkpoint(path, model, state, setup):
         arrays["train/order"] = np.asarray(state.order, dtype=np.int64)
     if best is not None:
         arrays.update({f"best/{name}": value for name, value in best["params"].items()})
-    write_archive(path, arrays, meta)
+    try:
+        write_archive(path, arrays, meta)
+    except OSError as exc:
+        raise CheckpointFailed(exc.errno, f"cannot write the checkpoint {path} "
+                                          f"({exc.strerror or exc}); the model keeps its last "
+                                          "step") from exc
 
 
 def load_checkpoint(path, model, optimizer, setup):
@@ -49,6 +59,8 @@ def load_checkpoint(path, model, optimizer, setup):
 
     Everything is read and checked first, then the model's parameters are
     restored in place; returns the :class:`TrainingState` to continue with.
+    ``optimizer`` must have the checkpoint's hyper-parameters (its ``lr`` …): a
+    resumed run is the run that was stopped, so another ``lr`` is refused, not ignored.
     A refused checkpoint (ValueError saying why) changes nothing.
     """
     path = checks.path("resume", path)
@@ -76,6 +88,7 @@ def load_checkpoint(path, model, optimizer, setup):
         if type(restored) is not type(optimizer):
             raise ValueError(f"{path}: the checkpoint's optimiser ({restored!r}) is not a "
                              f"{type(optimizer).__name__}")
+        _check_same_hyperparameters(restored, optimizer, path)
         try:
             rng = checks.generator_from_state(training.get("rng"))
         except ValueError as exc:
@@ -96,6 +109,18 @@ def load_checkpoint(path, model, optimizer, setup):
         p[...] = saved[name]
     optimizer.load_state_dict(restored.state_dict())  # the caller's optimiser, restored in place
     return state
+
+
+def _check_same_hyperparameters(saved, given, path):
+    """A resumed run continues with the checkpoint's optimiser: this call's hyper-parameters
+    (``lr``, …) must be the same, or the call is refused rather than silently overruled."""
+    ours, theirs = optim.to_record(given)[0], optim.to_record(saved)[0]
+    different = [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in ours.items()
+                 if k != "t" and theirs.get(k) != v]
+    if different:
+        raise ValueError(f"{path}: the checkpoint's optimiser has other hyper-parameters than this "
+                         f"call's ({'; '.join(different)}); resume with the same ones, or start a "
+                         "new run from the model with warm_start=True")
 
 
 def _read_position(state, training, archive, setup, params, path):
