@@ -3,6 +3,7 @@ interrupted step is undone; checkpoints resume bit-identically, after Ctrl-C in 
 or SIGKILL / SIGINT / SIGTERM in another; a resume with other settings is refused and changes
 nothing; SIGTERM ends the process with status 143 after saving."""
 
+import errno
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 import npae
 from conftest import assert_unchanged, snapshot
 from npae import checks
+from npae.files import atomic
 from npae.training import checkpoints, loop
 from npae.training.signals import Terminated
 
@@ -496,6 +498,71 @@ def test_a_position_past_the_end_of_a_block_is_refused_in_an_unshuffled_run(digi
                                          "past the end of a block"):
         model.fit(X, resume=path, shuffle=False, **FIT)
     assert_unchanged(model, before)
+
+
+class FailingReads:
+    """An array-like whose values check out, but whose ``fails_at``-th batch read (a fancy index,
+    as training reads) fails, as a file on a disk that goes away would."""
+
+    def __init__(self, X, fails_at):
+        self.X, self.fails_at, self.reads = X, fails_at, 0
+        self.shape, self.dtype, self.ndim = X.shape, X.dtype, X.ndim
+
+    def __getitem__(self, key):
+        if isinstance(key, np.ndarray):
+            self.reads += 1
+            if self.reads == self.fails_at:
+                raise OSError(errno.EIO, "Input/output error")
+        return self.X[key]
+
+
+def test_a_resume_with_an_unwritable_checkpoint_changes_neither_model_nor_optimizer(digits, tmp_path,
+                                                                                    monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    RESUMABLE["vae"]().fit(digits[:300], optimizer=CtrlCAt(13), checkpoint=path, **FIT)
+    model, given = RESUMABLE["vae"]().fit(digits[:300], warm_start=True, **FIT), npae.Adam()
+    before, moments = snapshot(model), given.state_dict()
+
+    def unwritable(name, path):
+        raise ValueError(f"{name}: cannot write {path} (Read-only file system)")
+    monkeypatch.setattr(atomic, "probe_writable", unwritable)
+    with pytest.raises(ValueError, match="Read-only"):
+        model.fit(digits[:300], warm_start=True, optimizer=given, resume=path,
+                  checkpoint=tmp_path / "c.npz", **FIT)
+    assert_unchanged(model, before)
+    assert given.t == moments["t"] == 0 and given.m == {}
+
+
+@pytest.mark.parametrize("call", ["fit", "warm-fit", "fresh-partial-fit", "partial-fit"])
+def test_an_error_from_the_data_mid_run_leaves_the_model_as_it_was(call, digits):
+    X = digits[:300]
+    model = RESUMABLE["vae"]()
+    if call in ("warm-fit", "partial-fit"):
+        model.fit(X, **FIT) if call == "warm-fit" else model.partial_fit(X)
+        before = snapshot(model)
+    with pytest.raises(OSError, match="Input/output error"):
+        if call.endswith("partial-fit"):
+            model.partial_fit(FailingReads(X, fails_at=2))
+        else:
+            model.fit(FailingReads(X, fails_at=15), warm_start=call == "warm-fit", **FIT)
+    if call in ("fit", "fresh-partial-fit"):
+        assert not hasattr(model, "n_features_in_"), "a fresh model stays unfitted"
+    else:
+        assert_unchanged(model, before)
+        assert model.training_.epoch == len(model.history_["loss"])
+
+
+def test_a_resume_with_another_learning_rate_is_refused_not_overruled(digits, tmp_path):
+    path = tmp_path / "ckpt.npz"
+    RESUMABLE["vae"]().fit(digits[:300], optimizer=CtrlCAt(13), checkpoint=path, **FIT)
+    model = RESUMABLE["vae"]().fit(digits[:300], **FIT)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=r"ckpt.npz: the checkpoint's optimiser has other "
+                                         r"hyper-parameters than this call's \(lr=0.001 there, 0.5 here\)"):
+        model.fit(digits[:300], resume=path, lr=0.5, **FIT)
+    assert_unchanged(model, before)
+    resumed = RESUMABLE["vae"]().fit(digits[:300], resume=path, lr=0.001, **FIT)
+    assert resumed.training_.optimizer.lr == 0.001 and resumed.n_iter_ == 3
 
 
 JSON = st.recursive(

@@ -6,6 +6,8 @@
 :mod:`npae.training.loop`; a step of it is :mod:`npae.training.step`.
 """
 
+import copy
+
 import numpy as np
 
 from .. import checks
@@ -13,6 +15,13 @@ from ..data import batches, columns
 from ..files import atomic
 from ..training import checkpoints, loop, team
 from ..training.state import PARAMETERS, TrainingState, settings, setup_of
+
+
+# errors after which the model keeps its last step: divergence (the last finite step), a signal
+# (stopped at a batch boundary, or at once by a second one) and a checkpoint the disk could not
+# take (the work is in the model, for the caller to save elsewhere)
+KEEPS_ITS_LAST_STEP = (FloatingPointError, checkpoints.CheckpointFailed, KeyboardInterrupt,
+                       SystemExit)
 
 
 class Fitting:
@@ -104,9 +113,11 @@ class Fitting:
         ``shuffle``, ``seed``, ``verbose``, …) and take ``optimizer`` (default
         ``Adam(lr)``), ``validation_data``, ``checkpoint`` (a path saved every
         ``checkpoint_every`` epochs, at the end and on a signal) and ``resume``
-        (a checkpoint to continue).  A refused call leaves the model as it was.
+        (a checkpoint to continue).  A refused call leaves the model as it was, and so does an
+        error from the data mid-run (say, a Dask block that fails to compute); a run that
+        diverges, is stopped by a signal or cannot write its checkpoint keeps its last step.
         """
-        before = dict(self.__dict__)
+        before = self._snapshot(overrides.get("optimizer"))
         try:
             s = self.training_settings(overrides)
             X, names, data_range = self._fit_data(X)
@@ -127,38 +138,80 @@ class Fitting:
                 rows, held_out = rows.split(s["validation_fraction"], split_rng)
                 validation = held_out.array_like()
             setup = setup_of(rows, s["batch_size"], s["shuffle"], validation is not None)
+            if s["checkpoint"] is not None:  # before a resume changes anything
+                atomic.probe_writable("checkpoint", s["checkpoint"])
             if s["resume"] is not None:
                 state = checkpoints.load_checkpoint(s["resume"], self, s["optimizer"], setup)
             else:
                 state = TrainingState(s["optimizer"], train_rng)
-            if s["checkpoint"] is not None:
-                atomic.probe_writable("checkpoint", s["checkpoint"])
         except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
+            self._put_back(before)
             raise
-        self._run(rows, state, s, validation=validation, data_range=data_range,
-                  patience=s["n_iter_no_change"] if s["early_stopping"] else None)
+        try:
+            self._run(rows, state, s, validation=validation, data_range=data_range,
+                      patience=s["n_iter_no_change"] if s["early_stopping"] else None)
+        except KEEPS_ITS_LAST_STEP:
+            raise
+        except BaseException:
+            self._put_back(before)
+            raise
         return self
 
     def partial_fit(self, X, y=None):
-        """One pass over ``X``, continuing the optimiser's state (and the network) of earlier calls."""
+        """One pass over ``X``, continuing the optimiser's state (and the network) of earlier
+        calls.  A refused call (or an error from the data mid-pass) leaves the model as it was."""
         s = self.training_settings()
-        continuing = hasattr(self, "n_features_in_")
-        if continuing:
-            self._check_names(X)
-        X, names, data_range = self._fit_data(X, self.n_features_in_ if continuing else None)
-        if not continuing:
-            self.start_from_seed(X.shape[1], s["seed"], self._dtype_for(X))
-            self.set_feature_names(names)
-        state = getattr(self, "training_", None)
-        if state is None:
-            state = TrainingState(s["optimizer"], checks.generators(s["seed"], 2)[1])
-        state.plan = state.order = None  # a new pass over new rows
-        state.best = None
-        self._run(batches.Rows(X, self.dtype_), state, dict(s, epochs=state.epoch + 1),
-                  validation=None, data_range=data_range, patience=None)
+        before = self._snapshot(None)
+        try:
+            continuing = hasattr(self, "n_features_in_")
+            if continuing:
+                self._check_names(X)
+            X, names, data_range = self._fit_data(X, self.n_features_in_ if continuing else None)
+            if not continuing:
+                self.start_from_seed(X.shape[1], s["seed"], self._dtype_for(X))
+                self.set_feature_names(names)
+            state = getattr(self, "training_", None)
+            if state is None:
+                state = TrainingState(s["optimizer"], checks.generators(s["seed"], 2)[1])
+            state.plan = state.order = None  # a new pass over new rows
+            state.best = None
+            rows = batches.Rows(X, self.dtype_)
+        except BaseException:
+            self._put_back(before)
+            raise
+        try:
+            self._run(rows, state, dict(s, epochs=state.epoch + 1), validation=None,
+                      data_range=data_range, patience=None)
+        except KEEPS_ITS_LAST_STEP:
+            raise
+        except BaseException:
+            self._put_back(before)
+            raise
         return self
+
+    def _snapshot(self, optimizer):
+        """What a failed call puts back (:meth:`_put_back`): the attributes, the values of the
+        parameters (updated in place by a warm start), the training state (which
+        ``partial_fit`` continues in place) and the state of the caller's ``optimizer``."""
+        fitted = hasattr(self, "n_features_in_")
+        keeps_state = callable(getattr(optimizer, "state_dict", None)) and callable(
+            getattr(optimizer, "load_state_dict", None))
+        return {"attributes": dict(self.__dict__),
+                "values": {k: p.copy() for k, p in self.params.items()} if fitted else None,
+                "training": copy.deepcopy(getattr(self, "training_", None)),
+                "optimizer": (optimizer, optimizer.state_dict()) if keeps_state else None}
+
+    def _put_back(self, snapshot):
+        self.__dict__.clear()
+        self.__dict__.update(snapshot["attributes"])
+        if snapshot["values"] is not None:
+            for name, p in self.params.items():
+                np.copyto(p, snapshot["values"][name])
+        if snapshot["training"] is not None:
+            self.training_, self.history_ = snapshot["training"], snapshot["training"].history
+        if snapshot["optimizer"] is not None:
+            optimizer, state = snapshot["optimizer"]
+            optimizer.load_state_dict(state)
 
     def fit_transform(self, X, y=None, **overrides):
         """``fit(X, **overrides)`` then ``transform(X)``."""
