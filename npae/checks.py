@@ -242,7 +242,8 @@ def _is_sparse(X):
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
-def rows(X, *, name="X", n_features=None, owner="the model", allow_empty=False):
+def rows(X, *, name="X", n_features=None, owner="the model", allow_empty=False,
+         unknown_rows=False):
     """``X`` as a 2-D array of real numbers: (n_samples, n_features).
 
     Lists, DataFrames and other array-likes become ndarrays (object arrays of
@@ -250,8 +251,15 @@ def rows(X, *, name="X", n_features=None, owner="the model", allow_empty=False):
     arrays (:func:`is_lazy_array`) are returned as they are, unread.  Refused:
     sparse matrices, complex, string and object data, anything not 2-D, no
     rows (unless ``allow_empty``) or no columns, and a width other than
-    ``n_features`` (when given), in scikit-learn's words.
+    ``n_features`` (when given), in scikit-learn's words.  A Dask array whose chunk sizes are
+    unknown (NaN, after a boolean selection) is refused, saying how to count them, unless
+    ``unknown_rows`` (a lazy transform, block by block, needs no row count).
     """
+    if is_dask_array(X) and any(math.isnan(n) for n in X.shape):
+        if math.isnan(X.shape[-1]) or not unknown_rows:
+            raise ValueError(f"{name} is a Dask array of unknown chunk sizes (shape {X.shape}): "
+                             f"call {name}.compute_chunk_sizes() first (or "
+                             f"{name}.rechunk() with known sizes)")
     if _is_sparse(X):
         raise TypeError(f"{name} is a sparse matrix: npae's models need dense data; "
                         f"pass {name}.toarray() (sparse input is not supported)")

@@ -47,6 +47,8 @@ class Rows:
             if index is not None:
                 raise ValueError("a Dask array is split by blocks, not by row indices")
             X = X.rechunk({1: -1})  # whole rows in each block
+            if 0 in X.chunks[0]:  # a block of no rows holds no batch (nor validation rows)
+                X = _blocks(X, [b for b, n in enumerate(X.chunks[0]) if n])
             self.X = X
             self.block_sizes = [int(n) for n in X.chunks[0]]
         else:
