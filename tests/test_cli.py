@@ -29,6 +29,7 @@ from npae.cli import commands
 from npae.pictures import png as images
 from npae.data.batches import RowView
 from npae.models.estimator import Estimator
+from bombs import in_child
 from pngs import read_png
 
 TRAIN = ["train", "--data", "digits", "--epochs", "3", "--quiet", "--hidden", "32", "--batch-size", "64"]
@@ -332,6 +333,26 @@ def test_evaluate_prints_the_elbo_and_the_log_likelihood(trained):
     assert status == 0 and "loss per example" in out and "ELBO" not in out
 
 
+def test_evaluate_draws_the_elbos_samples_in_groups_of_bounded_memory(tmp_path):
+    """Each row's ELBO over --samples draws of ε, drawn a group at a time: a process's peak memory
+    does not grow with --samples (all at once, 2000 draws for 297 rows and 32 latent dimensions
+    would be 76 MB of ε alone), and one group gives model.elbo's own draws."""
+    model = npae.VAE(64, (16,), latent=32, epochs=1, seed=0).fit(npae.datasets.load_digits()[0] / 16)
+    npae.save(model, tmp_path / "m.npz")
+    X = npae.datasets.load_digits()[0][-297:] / 16
+    expected = model.elbo(X, n_samples=3, seed=0).mean()
+    assert commands.streamed_elbo(model, X, 3) == pytest.approx(expected, rel=1e-6)
+    peaks = {}
+    for samples in (1, 2000):
+        peaks[samples], seconds, outcome = in_child(
+            f"with contextlib.redirect_stdout(io.StringIO()):\n        status = main(['evaluate', "
+            f"{str(tmp_path / 'm.npz')!r}, '--data', 'digits', '--samples', '{samples}', '--k', '1', "
+            f"'--n', '1'])\n    assert status == 0",
+            setup="import contextlib, io\nfrom npae.cli.parser import main")
+        assert outcome == "no error"
+    assert peaks[2000] - peaks[1] < 20 * 2**20, peaks
+
+
 def _rows_of(source, part, file):
     """The rows ``evaluate --part PART`` should score: a data set's test split or all its
     rows; a file's rows, or the tenth ``train`` held out of it."""
@@ -519,6 +540,16 @@ BAD_COMMANDS = {  # name: (argv, given the temporary folder and the trained mode
                                         "--out", t / "i.png"],
                           r"row indices must be in \[0, 297\), got 0 and 5000"),
     "evaluate-k-0": (lambda t, m: ["evaluate", m["vae"] / "model.npz", "--k", "0"], r"argument --k: must be positive"),
+    "interpolate-200000-steps": (lambda t, m: ["interpolate", m["vae"] / "model.npz", "--steps", "200000",
+                                               "--out", t / "i.png"],
+                                 r"3 pairs of 200000 steps make 600006 pictures, too many for one picture "
+                                 r"\(at most 4096\)"),
+    "interpolate-20000-pairs": (lambda t, m: ["interpolate", m["vae"] / "model.npz", "--pairs", *["0", "1"] * 20000,
+                                              "--out", t / "i.png"],
+                                r"20000 pairs of 8 steps make 200000 pictures, too many"),
+    "evaluate-2000000-samples": (lambda t, m: ["evaluate", m["vae"] / "model.npz", "--data", "digits",
+                                               "--samples", "2000000", "--k", "1", "--n", "1"],
+                                 r"--samples 2000000 is more than npae draws \(at most 10000"),
     "evaluate-bad-part": (lambda t, m: ["evaluate", m["vae"] / "model.npz", "--part", "test"],
                           r"argument --part: invalid choice: 'test'"),
 }
