@@ -187,6 +187,33 @@ class RowView:
         return np.asarray(self[:], dtype=dtype)
 
 
+class FlatRows:
+    """The rows of an array of images ``(n, h, w, …)`` seen as ``(n, h·w·…)``, each read
+    reshaped as it is read.
+
+    A C-ordered array is reshaped in place, as a view; a Fortran-ordered one (a ``.npy`` that
+    NumPy wrote with ``fortran_order``) cannot be, and ``reshape`` would copy it whole — this
+    view copies one read at a time instead, so a memory-mapped file of any size stays on disk.
+    """
+
+    def __init__(self, X):
+        self.X = X
+        self.shape, self.ndim = (X.shape[0], math.prod(X.shape[1:])), 2
+        self.dtype = np.dtype(X.dtype)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        values = np.asarray(self.X[rows])
+        kept = values.ndim - (self.X.ndim - 1)  # 1 for a slice or an index array, 0 for one row
+        return values.reshape(values.shape[:kept] + (-1,))[(Ellipsis,) + rest]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[:], dtype=dtype)
+
+
 def row_index(index, n, *, name="index"):
     """``index`` as a 1-D array of row numbers in [0, n), in NumPy's meaning: a boolean mask of
     length ``n`` selects rows; integers in [-n, n) count from the start (or, negative, from the
