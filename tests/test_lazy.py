@@ -159,3 +159,27 @@ def test_blocks_of_no_rows_hold_no_batch_nor_validation_rows(digits):
         model = npae.VAE(hidden=(8,), latent=2, epochs=2, early_stopping=True,
                          validation_fraction=0.25, seed=seed).fit(X)
         assert len(model.history_["val_loss"]) == 2
+
+
+def _read_then_fail(block, folder, allowed):
+    """A block that can be computed ``allowed`` times, all blocks counted, then fails."""
+    import os
+    import uuid
+    open(os.path.join(folder, uuid.uuid4().hex), "w").close()
+    if len(os.listdir(folder)) > allowed:
+        raise OSError("the block's source went away")
+    return block
+
+
+def test_a_block_that_fails_mid_epoch_leaves_the_model_as_it_was(digits, tmp_path):
+    import dask
+    model = npae.VAE(hidden=(8,), latent=2, epochs=1, seed=0).fit(digits)
+    before = {name: p.copy() for name, p in model.params.items()}
+    history = dict(model.history_)
+    X = da.from_array(digits, chunks=(300, 64)).map_blocks(_read_then_fail, str(tmp_path), 6 + 3,
+                                                           dtype=digits.dtype)
+    with dask.config.set(scheduler="sync"), pytest.raises(OSError, match="went away"):
+        model.fit(X, warm_start=True, epochs=2)       # 6 blocks checked, 3 trained on, then fails
+    for name, p in model.params.items():
+        np.testing.assert_array_equal(p, before[name])
+    assert model.history_ == history and model.n_iter_ == 1
