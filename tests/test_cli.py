@@ -807,6 +807,21 @@ def test_a_full_disk_at_a_mid_run_checkpoint_names_the_file_and_keeps_the_model(
     assert temporaries(tmp_path) == []
 
 
+def test_a_sigterm_during_the_final_checkpoint_ends_with_143_and_no_pictures(tmp_path, monkeypatch):
+    from npae.training import loop
+    save = loop.save_checkpoint
+
+    def signalled(path, model, state, setup):
+        save(path, model, state, setup)
+        if state.epoch == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(loop, "save_checkpoint", signalled)
+    status, _, err = run(*TRAIN, "--out", tmp_path / "out", "--checkpoint", tmp_path / "c.npz")
+    assert status == 143 and "SIGTERM: stopped after 3 complete epochs" in err, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["history.csv", "model.npz"]
+    assert same_params(npae.load(tmp_path / "c.npz"), npae.load(tmp_path / "out" / "model.npz"))
+
+
 def test_a_final_write_that_fails_rescues_the_trained_model_into_the_temporary_folder(
         tmp_path, monkeypatch):
     """The disk fills up during the last save: the run is not lost, it is saved elsewhere."""
