@@ -134,8 +134,8 @@ def run(model, rows, state, step, *, epochs, batch_size, shuffle=True, verbose=0
                 break
         if signals.caught:  # during the last batch, the last validation or the last save
             state.stopped = signals.caught
-            progress.say(f"{signals.caught}: arrived as the run ended; its last step and its "
-                         "checkpoint are complete")
+            progress.say(f"{signals.caught}: arrived as the run ended; the run is complete"
+                         + (f", and so is {checkpoint}" if checkpoint else ""))
     if patience is not None and state.best is not None:
         for name, p in params.items():
             np.copyto(p, state.best["params"][name])
