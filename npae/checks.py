@@ -46,6 +46,18 @@ def non_negative_int(name, value):
     return value
 
 
+def n_jobs(name, value):
+    """None, or an int that is not 0, in scikit-learn's meaning (-1 every core, -2 all but one,
+    …); floats (even ``-1.0``) are a TypeError, 0 a ValueError."""
+    if value is None:
+        return None
+    value = integer(name, value)
+    if value == 0:
+        raise ValueError(f"{name} must be None, an int ≥ 1, or -1 for every core (-2 for all "
+                         "but one, …), got 0")
+    return value
+
+
 def number(name, value, *, low=-math.inf, high=math.inf, low_open=False, high_open=False):
     """A real number in the interval from ``low`` to ``high``, as a float.
 
@@ -168,10 +180,19 @@ def generator_from_state(state, *, name="generator state"):
     """The ``Generator`` whose ``bit_generator.state`` was ``state`` (as a checkpoint records it)."""
     try:
         bit_generator = BIT_GENERATORS[state["bit_generator"]]()
+        if state["bit_generator"] == "MT19937":
+            key = np.asarray(state["state"]["key"])
+            if key.shape != (624,) or not key.any():
+                raise ValueError("an MT19937 key must be 624 words, not all zero")
         bit_generator.state = state
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"its {name} is invalid ({exc})") from None
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError) as exc:
+        raise ValueError(f"its {name} is invalid ({_shown_error(exc)})") from None
     return np.random.Generator(bit_generator)
+
+
+def _shown_error(exc):
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
 
 
 # -- paths -----------------------------------------------------------------------
@@ -221,7 +242,8 @@ def _is_sparse(X):
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
-def rows(X, *, name="X", n_features=None, owner="the model", allow_empty=False):
+def rows(X, *, name="X", n_features=None, owner="the model", allow_empty=False,
+         unknown_rows=False):
     """``X`` as a 2-D array of real numbers: (n_samples, n_features).
 
     Lists, DataFrames and other array-likes become ndarrays (object arrays of
@@ -229,8 +251,15 @@ def rows(X, *, name="X", n_features=None, owner="the model", allow_empty=False):
     arrays (:func:`is_lazy_array`) are returned as they are, unread.  Refused:
     sparse matrices, complex, string and object data, anything not 2-D, no
     rows (unless ``allow_empty``) or no columns, and a width other than
-    ``n_features`` (when given), in scikit-learn's words.
+    ``n_features`` (when given), in scikit-learn's words.  A Dask array whose chunk sizes are
+    unknown (NaN, after a boolean selection) is refused, saying how to count them, unless
+    ``unknown_rows`` (a lazy transform, block by block, needs no row count).
     """
+    if is_dask_array(X) and any(math.isnan(n) for n in X.shape):
+        if math.isnan(X.shape[-1]) or not unknown_rows:
+            raise ValueError(f"{name} is a Dask array of unknown chunk sizes (shape {X.shape}): "
+                             f"call {name}.compute_chunk_sizes() first (or "
+                             f"{name}.rechunk() with known sizes)")
     if _is_sparse(X):
         raise TypeError(f"{name} is a sparse matrix: npae's models need dense data; "
                         f"pass {name}.toarray() (sparse input is not supported)")
@@ -356,6 +385,14 @@ def unit_interval(low, high, *, name="X", instead=None, integer_data=False):
 def _shown(value):
     text = repr(value)
     return f"{type(value).__name__} {text[:60] + '…' if len(text) > 60 else text}"
+
+
+def some(names, limit=5):
+    """A few of ``names``, sorted, for a message: ``['a', 'b', 'c'] and 19,997 more`` — an error
+    about a file of 20,000 members stays one short line."""
+    names = sorted(map(str, names))
+    shown = "[" + ", ".join(repr(n[:60]) for n in names[:limit]) + "]"
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
 
 
 def _listed(choices):

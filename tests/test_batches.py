@@ -144,3 +144,49 @@ def test_fitting_a_uint8_memmap_of_hundreds_of_megabytes_keeps_memory_bounded(bi
     # the epoch's permutation 2.4 MB
     assert grew < 100, f"anonymous memory grew by {grew:.0f} MB while fitting"
     assert np.isfinite(float(loss))
+
+
+# -- a RowView's index follows NumPy's meaning, or is refused ------------------------------
+def test_a_boolean_mask_selects_the_rows_where_it_is_true():
+    X = np.arange(20.0).reshape(10, 2)
+    mask = np.zeros(10, dtype=bool)
+    mask[[2, 5, 7]] = True
+    view = batches.RowView(X, mask)
+    assert view.shape == (3, 2)
+    np.testing.assert_array_equal(np.asarray(view), X[mask])
+    np.testing.assert_array_equal(batches.RowView(X, [-1, 0])[:], X[[-1, 0]])
+
+
+def test_fit_on_a_masked_view_trains_on_the_masked_rows():
+    X = npae.datasets.load_digits()[0][:200]
+    mask = np.arange(200) % 3 == 0
+    a = npae.Autoencoder(hidden=(8,), epochs=1, seed=0).fit(batches.RowView(X, mask))
+    b = npae.Autoencoder(hidden=(8,), epochs=1, seed=0).fit(X[mask])
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+@pytest.mark.parametrize("index, error, words", [
+    (np.ones(9, dtype=bool), ValueError, "one entry per row"),
+    ([0.9, 1.9, 2.9], TypeError, "integers or booleans"),
+    (["a"], TypeError, "integers or booleans"),
+    ([0, 10], ValueError, "out of range"),
+    ([-11], ValueError, "out of range"),
+    ([[0, 1], [2, 3]], ValueError, "1-D"),
+])
+def test_an_index_numpy_would_read_otherwise_is_refused(index, error, words):
+    with pytest.raises(error, match=words):
+        batches.RowView(np.zeros((10, 2)), index)
+
+
+@pytest.mark.parametrize("divide_by, error", [
+    ("255", TypeError), (True, TypeError), (np.inf, ValueError), (np.nan, ValueError),
+    (-1, ValueError), (0, ValueError)])
+def test_divide_by_must_be_a_positive_finite_number(divide_by, error):
+    with pytest.raises(error, match="divide_by"):
+        batches.RowView(np.zeros((10, 2), dtype=np.uint8), divide_by=divide_by)
+
+
+def test_a_row_view_of_a_list_says_what_it_needs():
+    with pytest.raises(TypeError, match="numpy.asarray"):
+        batches.RowView([[1.0, 2.0]])

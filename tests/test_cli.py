@@ -29,6 +29,7 @@ from npae.cli import commands
 from npae.pictures import png as images
 from npae.data.batches import RowView
 from npae.models.estimator import Estimator
+from bombs import in_child
 from pngs import read_png
 
 TRAIN = ["train", "--data", "digits", "--epochs", "3", "--quiet", "--hidden", "32", "--batch-size", "64"]
@@ -174,7 +175,8 @@ def test_init_and_n_jobs_reach_the_model_and_otherwise_the_models_defaults_hold(
     args = parsed("train", "--init", "he-glorot", "--n-jobs", "-1", "--out", "unused")
     assert {k: commands.build_model(args).get_params()[k] for k in ("init", "n_jobs")} == \
         {"init": "he-glorot", "n_jobs": -1}
-    for bad in ("0", "-2", "two"):
+    assert parsed("train", "--n-jobs", "-2", "--out", "unused").n_jobs == -2  # all cores but one
+    for bad in ("0", "-1.0", "two"):
         status, _, err = run("train", "--n-jobs", bad)
         assert status == 2 and "argument --n-jobs" in err and len(err.strip().splitlines()) == 1
 
@@ -329,6 +331,26 @@ def test_evaluate_prints_the_elbo_and_the_log_likelihood(trained):
     assert math.isfinite(elbo) and math.isfinite(log_px) and elbo < 0 and log_px < 0
     status, out, _ = run("evaluate", trained["ae"] / "model.npz", "--data", "digits")
     assert status == 0 and "loss per example" in out and "ELBO" not in out
+
+
+def test_evaluate_draws_the_elbos_samples_in_groups_of_bounded_memory(tmp_path):
+    """Each row's ELBO over --samples draws of ε, drawn a group at a time: a process's peak memory
+    does not grow with --samples (all at once, 2000 draws for 297 rows and 32 latent dimensions
+    would be 76 MB of ε alone), and one group gives model.elbo's own draws."""
+    model = npae.VAE(64, (16,), latent=32, epochs=1, seed=0).fit(npae.datasets.load_digits()[0] / 16)
+    npae.save(model, tmp_path / "m.npz")
+    X = npae.datasets.load_digits()[0][-297:] / 16
+    expected = model.elbo(X, n_samples=3, seed=0).mean()
+    assert commands.streamed_elbo(model, X, 3) == pytest.approx(expected, rel=1e-6)
+    peaks = {}
+    for samples in (1, 2000):
+        peaks[samples], seconds, outcome = in_child(
+            f"with contextlib.redirect_stdout(io.StringIO()):\n        status = main(['evaluate', "
+            f"{str(tmp_path / 'm.npz')!r}, '--data', 'digits', '--samples', '{samples}', '--k', '1', "
+            f"'--n', '1'])\n    assert status == 0",
+            setup="import contextlib, io\nfrom npae.cli.parser import main")
+        assert outcome == "no error"
+    assert peaks[2000] - peaks[1] < 20 * 2**20, peaks
 
 
 def _rows_of(source, part, file):
@@ -518,6 +540,16 @@ BAD_COMMANDS = {  # name: (argv, given the temporary folder and the trained mode
                                         "--out", t / "i.png"],
                           r"row indices must be in \[0, 297\), got 0 and 5000"),
     "evaluate-k-0": (lambda t, m: ["evaluate", m["vae"] / "model.npz", "--k", "0"], r"argument --k: must be positive"),
+    "interpolate-200000-steps": (lambda t, m: ["interpolate", m["vae"] / "model.npz", "--steps", "200000",
+                                               "--out", t / "i.png"],
+                                 r"3 pairs of 200000 steps make 600006 pictures, too many for one picture "
+                                 r"\(at most 4096\)"),
+    "interpolate-20000-pairs": (lambda t, m: ["interpolate", m["vae"] / "model.npz", "--pairs", *["0", "1"] * 20000,
+                                              "--out", t / "i.png"],
+                                r"20000 pairs of 8 steps make 200000 pictures, too many"),
+    "evaluate-2000000-samples": (lambda t, m: ["evaluate", m["vae"] / "model.npz", "--data", "digits",
+                                               "--samples", "2000000", "--k", "1", "--n", "1"],
+                                 r"--samples 2000000 is more than npae draws \(at most 10000"),
     "evaluate-bad-part": (lambda t, m: ["evaluate", m["vae"] / "model.npz", "--part", "test"],
                           r"argument --part: invalid choice: 'test'"),
 }
@@ -737,6 +769,57 @@ def test_sigterm_ends_a_run_with_143_a_message_and_the_model_saved(tmp_path):
     assert temporaries(tmp_path) == []
     rescued = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("npae-rescued-")}
     assert rescued == rescued_before  # saved where asked, not rescued elsewhere
+
+
+@pytest.mark.parametrize("name", ["model.npz", "history.csv"])
+def test_a_checkpoint_where_out_writes_its_results_is_refused_before_training(tmp_path, name):
+    out = tmp_path / "out"
+    assert_refused(run(*TRAIN, "--out", out, "--checkpoint", out / name),
+                   rf"--checkpoint .*{name} is the {name} that --out .* writes; give the "
+                   r"checkpoint another name, e\.g\. .*checkpoint\.npz")
+    assert not out.exists()
+
+
+def test_a_full_disk_at_a_mid_run_checkpoint_names_the_file_and_keeps_the_model(
+        tmp_path, monkeypatch):
+    """The disk fills up at the second epoch's checkpoint: the run stops with an error naming
+    the checkpoint, and the model of the last completed step is saved in --out."""
+    from npae.training import checkpoints
+    real_write = checkpoints.write_archive
+    writes = []
+
+    def write_archive(path, arrays, meta):
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, arrays, meta)
+
+    monkeypatch.setattr(checkpoints, "write_archive", write_archive)
+    checkpoint = tmp_path / "ckpt.npz"
+    status, out, err = run(*TRAIN, "--out", tmp_path / "out", "--checkpoint", checkpoint)
+    assert status == 1 and "Traceback" not in err
+    assert re.search(rf"error: \[Errno 28\] cannot write the checkpoint {re.escape(str(checkpoint))} "
+                     r"\(No space left on device\).*after 2 complete epochs, wrote "
+                     rf"{re.escape(str(tmp_path / 'out' / 'model.npz'))}", err), err
+    model = npae.load(tmp_path / "out" / "model.npz")
+    assert len(model.history_["loss"]) == 2
+    assert len(read_history(tmp_path / "out" / "history.csv")[1]) == 2
+    assert temporaries(tmp_path) == []
+
+
+def test_a_sigterm_during_the_final_checkpoint_ends_with_143_and_no_pictures(tmp_path, monkeypatch):
+    from npae.training import loop
+    save = loop.save_checkpoint
+
+    def signalled(path, model, state, setup):
+        save(path, model, state, setup)
+        if state.epoch == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(loop, "save_checkpoint", signalled)
+    status, _, err = run(*TRAIN, "--out", tmp_path / "out", "--checkpoint", tmp_path / "c.npz")
+    assert status == 143 and "SIGTERM: stopped after 3 complete epochs" in err, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["history.csv", "model.npz"]
+    assert same_params(npae.load(tmp_path / "c.npz"), npae.load(tmp_path / "out" / "model.npz"))
 
 
 def test_a_final_write_that_fails_rescues_the_trained_model_into_the_temporary_folder(

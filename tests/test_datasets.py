@@ -1,8 +1,11 @@
 """Tests for npae.datasets: IDX files written byte by byte, the bundled digits, and user arrays."""
 
 import gzip
+import io
 import struct
 import tempfile
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import npae
 from npae import datasets
+from npae.data.batches import RowView
 from npae.data.datasets import (FASHION_MNIST_CLASSES, Dataset, load, load_array, load_digits,
                            load_fashion_mnist, load_mnist_folder, read_idx)
 
@@ -389,3 +394,37 @@ def test_byte_flips_in_a_gzip_label_file_never_give_a_traceback(tmp_path):
             continue
         assert read.dtype.kind in "iuf" and read.size <= 2**20
     assert refused > 250
+
+
+def test_an_npz_of_twenty_thousand_arrays_none_named_x_gives_a_short_error(tmp_path):
+    path = tmp_path / "many.npz"
+    one = io.BytesIO()
+    np.save(one, np.zeros(1))
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(20_000):
+            archive.writestr(f"a{i:05d}.npy", one.getvalue())
+    with pytest.raises(ValueError, match=r"holds 20000 arrays \(\['a00000', .* and 19,995 more\)") as info:
+        load_array(path)
+    assert len(str(info.value)) < 300
+
+
+def test_a_fortran_ordered_npy_of_images_is_read_a_chunk_at_a_time(tmp_path):
+    """(n, h, w) images in a Fortran-ordered file cannot be reshaped to rows in place: they are
+    read a chunk at a time, never copied whole (the file is 47 MB; NumPy's own allocations are
+    counted: 28 MB, a chunk of 4096 rows in uint8 and float32, against 74 MB for a whole copy)."""
+    images = np.random.default_rng(0).integers(0, 256, size=(60_000, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "c.npy", images)
+    np.save(tmp_path / "f.npy", np.asfortranarray(images))
+    model = npae.VAE(784, (8,), latent=2, epochs=1, seed=0).fit(images[:256].reshape(256, -1) / 255)
+    expected = model.encode(load_array(tmp_path / "c.npy")[0][-5000:] / 255)
+    tracemalloc.start()
+    try:
+        X, _ = load_array(tmp_path / "f.npy")
+        codes = model.encode(RowView(X, divide_by=255))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert X.shape == (60_000, 784) and peak < 40 * 2**20, peak
+    np.testing.assert_allclose(codes[-5000:], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(X[[3, 7]], images[[3, 7]].reshape(2, -1))
+    np.testing.assert_array_equal(X[5, 10:20], images[5].reshape(-1)[10:20])

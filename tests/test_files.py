@@ -16,6 +16,8 @@ import pathlib
 import pickle
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import tracemalloc
 import warnings
@@ -578,6 +580,7 @@ def test_an_overlong_header_is_refused_unread(tmp_path):
 @pytest.mark.parametrize("meta, why", [
     (np.array("{not json"), r"its npae metadata is not valid JSON \("),
     (np.array('{"loss": NaN}'), r"its npae metadata is not valid JSON \(NaN is not a number JSON allows\)"),
+    (np.array('{"loss": 1e999}'), r"its npae metadata is not valid JSON \(1e999 is beyond the largest float\)"),
     (np.array('{"n": ' + "9" * 60 + "}"), r"its npae metadata is not valid JSON \(an integer of 60 digits\)"),
     (np.array("[" * 100000 + "]" * 100000), r"its npae metadata is not valid JSON \("),
     (np.array("[1, 2]"), "its npae metadata is not a JSON object"),
@@ -611,3 +614,24 @@ def test_an_archive_without_metadata_is_refused_when_it_is_asked_for(tmp_path):
         assert archive.names == {"weights"}
         with pytest.raises(FileRefused, match=r"it has no npae metadata \(an \.npz written by something else\?\)"):
             archive.metadata()
+
+
+@pytest.mark.parametrize("write", ["bytes", "archive", "npy"])
+def test_a_write_removes_the_temporary_files_of_killed_runs_and_leaves_live_ones(tmp_path, write):
+    path = tmp_path / "model.npz"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = files.temporary_name(path, pid=int(dead.stdout))   # a run killed mid-write
+    live = files.temporary_name(path, pid=os.getppid())        # a write under way elsewhere
+    other = files.temporary_name(tmp_path / "other.npz", pid=int(dead.stdout))
+    for name in (stale, live, other):
+        open(name, "wb").close()
+    if write == "bytes":
+        files.write_bytes(path, b"one")
+    elif write == "archive":
+        files.write_archive(path, {"x": np.zeros(1)}, {})
+    else:
+        with NpyWriter(path, (2,), np.float32) as out:
+            out[:] = 5
+    assert not os.path.exists(stale)
+    assert os.path.exists(live) and os.path.exists(other)

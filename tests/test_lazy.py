@@ -127,3 +127,59 @@ def test_npae_never_imports_dask_itself():
             "for name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_lazy_result_keeps_the_model_it_was_made_with(digits):
+    model = npae.VAE(hidden=(16,), latent=2, epochs=1, seed=0).fit(digits)
+    before = model.transform(digits[:100])
+    lazy = model.transform(da.from_array(digits[:100], chunks=50))
+    model.fit(digits, seed=1, epochs=2)                 # refitted in place, other parameters
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), before)
+    again = model.transform(da.from_array(digits[:100], chunks=50))
+    assert again.name != lazy.name                      # another key for other parameters
+
+
+def test_unknown_chunk_sizes_are_refused_naming_x_and_compute_chunk_sizes(digits, fitted):
+    X = da.from_array(digits, chunks=(300, 64))
+    unknown = X[X[:, 0] >= 0]
+    with pytest.raises(ValueError, match=r"X is a Dask array of unknown chunk sizes .*"
+                                         r"X\.compute_chunk_sizes\(\)"):
+        npae.VAE(hidden=(8,), latent=2, epochs=1).fit(unknown)
+    lazy = fitted.encode(unknown)                        # a lazy transform needs no row count
+    np.testing.assert_allclose(lazy.compute(scheduler="sync"), fitted.encode(digits), rtol=1e-5,
+                               atol=1e-6)
+    assert fitted.score(unknown) == pytest.approx(fitted.score(digits), rel=1e-5)
+    with pytest.raises(ValueError, match="X is empty"):
+        fitted.score(X[X[:, 0] > 100])
+
+
+def test_blocks_of_no_rows_hold_no_batch_nor_validation_rows(digits):
+    X = da.from_array(digits[:1000], chunks=((0, 0, 0, 0, 500, 0, 500, 0), (64,)))
+    for seed in range(4):                                # some seeds held out only empty blocks
+        model = npae.VAE(hidden=(8,), latent=2, epochs=2, early_stopping=True,
+                         validation_fraction=0.25, seed=seed).fit(X)
+        assert len(model.history_["val_loss"]) == 2
+
+
+def _read_then_fail(block, folder, allowed):
+    """A block that can be computed ``allowed`` times, all blocks counted, then fails."""
+    import os
+    import uuid
+    open(os.path.join(folder, uuid.uuid4().hex), "w").close()
+    if len(os.listdir(folder)) > allowed:
+        raise OSError("the block's source went away")
+    return block
+
+
+def test_a_block_that_fails_mid_epoch_leaves_the_model_as_it_was(digits, tmp_path):
+    import dask
+    model = npae.VAE(hidden=(8,), latent=2, epochs=1, seed=0).fit(digits)
+    before = {name: p.copy() for name, p in model.params.items()}
+    history = dict(model.history_)
+    X = da.from_array(digits, chunks=(300, 64)).map_blocks(_read_then_fail, str(tmp_path), 6 + 3,
+                                                           dtype=digits.dtype)
+    with dask.config.set(scheduler="sync"), pytest.raises(OSError, match="went away"):
+        model.fit(X, warm_start=True, epochs=2)       # 6 blocks checked, 3 trained on, then fails
+    for name, p in model.params.items():
+        np.testing.assert_array_equal(p, before[name])
+    assert model.history_ == history and model.n_iter_ == 1

@@ -46,14 +46,40 @@ def test_blas_runs_on_one_thread_while_a_team_works_and_comes_back_after():
 
 def test_how_many_threads_a_step_gets():
     cores = threads.available_cores()
-    assert threads.how_many(1, 1e12) == 1 and threads.how_many(3, 1) == 3
+    assert threads.how_many(1, 1e12) == 1 and threads.how_many(3, 1) == min(3, cores)
     assert threads.how_many(-1, 1) == cores
     assert threads.how_many(None, threads.WORTH_THREADS) == cores
     assert threads.how_many(None, threads.WORTH_THREADS - 1) == 1
 
 
-@pytest.mark.parametrize("n_jobs, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
-                                           ("2", TypeError)])
+def test_n_jobs_counts_back_from_the_cores_as_in_scikit_learn_and_is_capped(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 8)
+    assert threads.how_many(-1, 1) == 8 and threads.how_many(-2, 1) == 7
+    assert threads.how_many(-8, 1) == 1 and threads.how_many(-100, 1) == 1
+    assert threads.how_many(10**6, 1) == 8                      # never more than the cores
+    assert threads.how_many(10**6, 1, rows=3) == 3              # nor than the batch's rows
+    assert threads.how_many(None, threads.WORTH_THREADS, rows=2) == 2
+
+
+def test_a_huge_n_jobs_starts_no_more_threads_than_there_are_cores(monkeypatch):
+    started = []
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start",
+                        lambda self: (started.append(self.name), start(self))[1])
+    X = np.random.default_rng(0).random((64, 4))
+    npae.Autoencoder(hidden=(3,), epochs=1, batch_size=64, n_jobs=10**6).fit(X)
+    workers = [name for name in started if name.startswith("npae-worker")]
+    assert len(workers) <= threads.available_cores() - 1
+
+
+@pytest.mark.parametrize("n_jobs", [-2, -1])
+def test_n_jobs_minus_two_is_all_cores_but_one(n_jobs):
+    X = np.full((8, 4), 0.5)
+    assert npae.VAE(hidden=(4,), latent=2, epochs=1, n_jobs=n_jobs).fit(X).n_iter_ == 1
+
+
+@pytest.mark.parametrize("n_jobs, error", [(0, ValueError), (-1.0, TypeError), (1.5, TypeError),
+                                           (1.0, TypeError), ("2", TypeError)])
 def test_a_bad_n_jobs_is_refused_by_name(n_jobs, error):
     with pytest.raises(error, match="n_jobs"):
         npae.VAE(hidden=(4,), latent=2, epochs=1, n_jobs=n_jobs).fit(np.full((8, 4), 0.5))
@@ -102,3 +128,19 @@ def test_the_initial_weights_follow_the_chosen_scheme(init):
     assert (b == 0).all() if init == "he-glorot" else np.abs(b).max() <= limit and b.std() > 0
     with pytest.raises(ValueError, match="init must be one of"):
         npae.VAE(6, init="xavier").built()
+
+
+def test_two_teams_at_work_at_once_put_back_the_blas_threads_they_found():
+    import threadpoolctl
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        first, second = threads.Team(2), threads.Team(2)
+        first.__enter__()
+        second.__enter__()          # found 1 thread, set by the first
+        first.__exit__(None, None, None)
+        assert all(n == 1 for n in blas_threads()), "the second team is still at work"
+        second.__exit__(None, None, None)
+        assert blas_threads() == before

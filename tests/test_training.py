@@ -3,6 +3,7 @@ interrupted step is undone; checkpoints resume bit-identically, after Ctrl-C in 
 or SIGKILL / SIGINT / SIGTERM in another; a resume with other settings is refused and changes
 nothing; SIGTERM ends the process with status 143 after saving."""
 
+import errno
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 import npae
 from conftest import assert_unchanged, snapshot
 from npae import checks
+from npae.files import atomic
 from npae.training import checkpoints, loop
 from npae.training.signals import Terminated
 
@@ -329,6 +331,62 @@ def test_sigterm_stops_at_a_batch_boundary_saves_and_raises_terminated(digits, t
     assert signal.getsignal(signal.SIGTERM) == handler
 
 
+def _sigterm_to_self():
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("when", ["last-batch", "last-validation", "final-save"])
+def test_a_sigterm_as_the_run_ends_is_not_swallowed(when, digits, tmp_path, monkeypatch):
+    handler = signal.getsignal(signal.SIGTERM)
+    X, path = digits[:300], tmp_path / "ckpt.npz"                 # 10 batches an epoch, 3 epochs
+    model, opt = RESUMABLE["vae"](), CtrlCAt(30 if when == "last-batch" else 0, signal.SIGTERM)
+    if when == "last-validation":
+        average_loss = model.average_loss
+        calls = []
+
+        def signalled(X, **kw):
+            calls.append(1)
+            if len(calls) == FIT["epochs"]:
+                _sigterm_to_self()
+            return average_loss(X, **kw)
+        monkeypatch.setattr(model, "average_loss", signalled)
+    if when == "final-save":
+        save = loop.save_checkpoint
+
+        def signalled(path, model, state, setup):
+            save(path, model, state, setup)
+            if state.epoch == FIT["epochs"]:
+                _sigterm_to_self()
+        monkeypatch.setattr(loop, "save_checkpoint", signalled)
+    with pytest.raises(Terminated):
+        model.fit(X, optimizer=opt, checkpoint=path, validation_data=digits[300:400], **FIT)
+    assert model.interrupted_ and model.training_.stopped == "SIGTERM"
+    assert model.n_iter_ == 3 and _training_record(path)["epoch"] == 3   # the run, complete
+    assert signal.getsignal(signal.SIGTERM) == handler
+
+
+def test_a_loop_of_one_batch_partial_fits_honours_sigterm(digits):
+    model, X = RESUMABLE["vae"](), digits[:32]
+    model.partial_fit(X)
+    opt = CtrlCAt(model.training_.optimizer.t + 2, signal.SIGTERM)
+    opt.load_state_dict(model.training_.optimizer.state_dict())
+    model.training_.optimizer = opt
+    with pytest.raises(Terminated):
+        for _ in range(5):                           # what dask-ml's Incremental runs
+            model.partial_fit(X)
+    assert opt.t == opt.at and model.interrupted_
+
+
+def test_a_sigterm_the_process_ignores_stays_ignored(digits):
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        model = RESUMABLE["vae"]().fit(digits[:300], optimizer=CtrlCAt(3, signal.SIGTERM), **FIT)
+        assert not model.interrupted_ and model.n_iter_ == 3
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_checkpoints_are_written_every_so_many_epochs_and_at_the_end(digits, tmp_path, monkeypatch):
     written = []
     save = checkpoints.save_checkpoint
@@ -405,6 +463,108 @@ def test_resume_from_a_plain_model_file_or_a_damaged_checkpoint_is_refused(digit
     assert_unchanged(model, before)
 
 
+def _rewritten(path, change=None, **arrays):
+    """The checkpoint at ``path`` with its metadata passed through ``change`` and ``arrays`` set."""
+    with np.load(path, allow_pickle=False) as archive:
+        members = {n: archive[n] for n in archive.files}
+    meta = json.loads(str(members["__npae__"]))
+    if change is not None:
+        change(meta)
+    members.update(arrays, __npae__=np.array(json.dumps(meta)))
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+def test_nan_in_early_stoppings_best_parameters_is_refused_and_changes_nothing(digits, tmp_path):
+    X, path = digits[:300], tmp_path / "ckpt.npz"
+    settings = dict(FIT, epochs=4, early_stopping=True, validation_fraction=0.2)
+    model = npae.VAE(64, (16,), latent=2, seed=0)
+    model.fit(X, optimizer=CtrlCAt(20), checkpoint=path, **settings)
+    name = next(iter(model.params))
+    _rewritten(path, **{f"best/{name}": np.full_like(model.params[name], np.nan)})
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=f"ckpt.npz: early stopping's best parameter '{name}' holds NaN"):
+        model.fit(X, resume=path, **settings)
+    assert_unchanged(model, before)
+
+
+def test_a_position_past_the_end_of_a_block_is_refused_in_an_unshuffled_run(digits, tmp_path):
+    X, path = digits[:300], tmp_path / "ckpt.npz"
+    model = npae.VAE(64, (16,), latent=2, seed=0)
+    model.fit(X, optimizer=CtrlCAt(12), checkpoint=path, shuffle=False, **FIT)
+    _rewritten(path, lambda m: m["training"].update(batch=10**9))
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="ckpt.npz: its training state is invalid: its position is "
+                                         "past the end of a block"):
+        model.fit(X, resume=path, shuffle=False, **FIT)
+    assert_unchanged(model, before)
+
+
+class FailingReads:
+    """An array-like whose values check out, but whose ``fails_at``-th batch read (a fancy index,
+    as training reads) fails, as a file on a disk that goes away would."""
+
+    def __init__(self, X, fails_at):
+        self.X, self.fails_at, self.reads = X, fails_at, 0
+        self.shape, self.dtype, self.ndim = X.shape, X.dtype, X.ndim
+
+    def __getitem__(self, key):
+        if isinstance(key, np.ndarray):
+            self.reads += 1
+            if self.reads == self.fails_at:
+                raise OSError(errno.EIO, "Input/output error")
+        return self.X[key]
+
+
+def test_a_resume_with_an_unwritable_checkpoint_changes_neither_model_nor_optimizer(digits, tmp_path,
+                                                                                    monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    RESUMABLE["vae"]().fit(digits[:300], optimizer=CtrlCAt(13), checkpoint=path, **FIT)
+    model, given = RESUMABLE["vae"]().fit(digits[:300], warm_start=True, **FIT), npae.Adam()
+    before, moments = snapshot(model), given.state_dict()
+
+    def unwritable(name, path):
+        raise ValueError(f"{name}: cannot write {path} (Read-only file system)")
+    monkeypatch.setattr(atomic, "probe_writable", unwritable)
+    with pytest.raises(ValueError, match="Read-only"):
+        model.fit(digits[:300], warm_start=True, optimizer=given, resume=path,
+                  checkpoint=tmp_path / "c.npz", **FIT)
+    assert_unchanged(model, before)
+    assert given.t == moments["t"] == 0 and given.m == {}
+
+
+@pytest.mark.parametrize("call", ["fit", "warm-fit", "fresh-partial-fit", "partial-fit"])
+def test_an_error_from_the_data_mid_run_leaves_the_model_as_it_was(call, digits):
+    X = digits[:300]
+    model = RESUMABLE["vae"]()
+    if call in ("warm-fit", "partial-fit"):
+        model.fit(X, **FIT) if call == "warm-fit" else model.partial_fit(X)
+        before = snapshot(model)
+    with pytest.raises(OSError, match="Input/output error"):
+        if call.endswith("partial-fit"):
+            model.partial_fit(FailingReads(X, fails_at=2))
+        else:
+            model.fit(FailingReads(X, fails_at=15), warm_start=call == "warm-fit", **FIT)
+    if call in ("fit", "fresh-partial-fit"):
+        assert not hasattr(model, "n_features_in_"), "a fresh model stays unfitted"
+    else:
+        assert_unchanged(model, before)
+        assert model.training_.epoch == len(model.history_["loss"])
+
+
+def test_a_resume_with_another_learning_rate_is_refused_not_overruled(digits, tmp_path):
+    path = tmp_path / "ckpt.npz"
+    RESUMABLE["vae"]().fit(digits[:300], optimizer=CtrlCAt(13), checkpoint=path, **FIT)
+    model = RESUMABLE["vae"]().fit(digits[:300], **FIT)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=r"ckpt.npz: the checkpoint's optimiser has other "
+                                         r"hyper-parameters than this call's \(lr=0.001 there, 0.5 here\)"):
+        model.fit(digits[:300], resume=path, lr=0.5, **FIT)
+    assert_unchanged(model, before)
+    resumed = RESUMABLE["vae"]().fit(digits[:300], resume=path, lr=0.001, **FIT)
+    assert resumed.training_.optimizer.lr == 0.001 and resumed.n_iter_ == 3
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -435,8 +595,21 @@ CRAFTED_CHECKPOINTS = {  # name: (change to the metadata, what the refusal says 
                        ": its training state is invalid: its position is past the end of a block"),
     "history-too-long": (lambda m: m["training"].update(history={"loss": [1.0, 2.0]}),
                          ": its training state is invalid: its history does not have one loss per epoch"),
+    "mt19937-all-zero": (lambda m: m["training"].update(rng={"bit_generator": "MT19937",
+                                                             "state": {"key": [0] * 624, "pos": 624}}),
+                         r": its generator state is invalid \(an MT19937 key must be 624 words"),
+    "mt19937-short-key": (lambda m: m["training"].update(rng={"bit_generator": "MT19937",
+                                                              "state": {"key": [1] * 10, "pos": 0}}),
+                          r": its generator state is invalid \(an MT19937 key must be 624 words"),
+    "history-of-unequal-lists": (lambda m: m["training"].update(history={"loss": [1.0], "lr": [1.0, 2.0]}),
+                                 ": its training state is invalid: its history's lists are not all one entry"),
+    "best-val-loss-too-large": (lambda m: m["training"].update(best={"val_loss": 1e308 * 10, "epoch": 1,
+                                                                     "waited": 0}),
+                                ": its npae metadata is not valid JSON"),
+    "best-from-the-future": (lambda m: m["training"].update(best={"val_loss": 1.0, "epoch": 7, "waited": 0}),
+                             ": its training state is invalid: 'best' must be a finite loss of an epoch run"),
     "setup-a-list": (lambda m: m["training"].update(setup=[]), ": its training state is invalid: 'setup' must be an object"),
-    "best-without-its-parameters": (lambda m: m["training"].update(best={"val_loss": 1.0, "epoch": 0, "waited": 0}),
+    "best-without-its-parameters": (lambda m: m["training"].update(best={"val_loss": 1.0, "epoch": 1, "waited": 0}),
                                     ": member 'best/encoder.0.W' is missing"),
     "future-version": (lambda m: m.update(version=3), r": it is not an npae file of a version this npae reads \(1, 2\)"),
     "other-model": (lambda m: m["config"].update(latent=3), ": it was written by a different model: latent=3 there, 2 here"),
@@ -452,7 +625,7 @@ def test_a_crafted_checkpoint_is_refused_naming_the_file_and_changes_nothing(cha
         arrays = {name: archive[name] for name in archive.files}
     meta = json.loads(str(arrays["__npae__"]))
     change(meta)
-    arrays["__npae__"] = np.array(json.dumps(meta))
+    arrays["__npae__"] = np.array(json.dumps(meta).replace("Infinity", "1e999"))
     with open(path, "wb") as f:
         np.savez(f, **arrays)
     model = npae.VAE(8, (4,), latent=2, seed=0).fit(np.full((16, 8), 0.5), epochs=1, batch_size=4)

@@ -22,11 +22,14 @@ from ..models.vae import VAE
 from ..nn.gradcheck import gradcheck
 from ..pictures import model_pictures, png
 from ..training import signals
+from ..training.checkpoints import CheckpointFailed
 from ..training.signals import Terminated
 from .check import run_check
 
 SAMPLE_PNG_LIMIT = 4096  # a picture of more samples than this is not a picture anyone reads
 CHUNK = 8192             # rows per chunk of encode and sample
+ELBO_SAMPLES_LIMIT = 10_000  # ε draws per row: the estimate's error shrinks as 1/√samples
+ELBO_DRAWS = 2**20       # ε values drawn at once by evaluate: bounds its memory for any --samples
 
 
 class UsageError(Exception):
@@ -142,16 +145,23 @@ def train(args):
             check_output("--out", path, inputs_of(args))
         if args.checkpoint is not None:  # (it may be the checkpoint the run resumes from)
             check_output("--checkpoint", args.checkpoint, inputs_of(args, "data"))
+            for path in outputs:  # the end of the run would overwrite its checkpoint
+                if same_path(args.checkpoint, path):
+                    raise UsageError(f"--checkpoint {args.checkpoint} is the {os.path.basename(path)} "
+                                     f"that --out {out} writes; give the checkpoint another name, "
+                                     f"e.g. {os.path.join(out, 'checkpoint.npz')}")
         print(f"{model!r}\n{how}\ntraining {args.epochs} epochs, batch {args.batch_size}, "
               f"Adam(lr={args.lr:g})")
         start = time.perf_counter()
-        status = 0
+        status, failed = 0, None
         try:
             model.fit(data.X_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       validation_data=data.X_test, verbose=0 if args.quiet else 1,
                       checkpoint=args.checkpoint, resume=args.resume)
         except Terminated:
             status = 143
+        except CheckpointFailed as exc:  # a full disk mid-run: the model holds the work
+            status, failed = 1, exc
         if model.interrupted_ and status == 0:
             status = 130
     except BaseException:
@@ -159,8 +169,12 @@ def train(args):
             os.rmdir(out)
         raise
     seconds = time.perf_counter() - start
-    model_path = save_somewhere(model, outputs[0], args.checkpoint)
+    model_path = save_somewhere(model, outputs[0], None if failed else args.checkpoint)
     write_history(outputs[1], model.history_)
+    if failed is not None:
+        print(f"error: {' '.join(str(failed).split())}; after {len(model.history_['loss'])} "
+              f"complete epochs, wrote {model_path} (the last completed step)", file=sys.stderr)
+        return status
     if status:
         print(f"{'SIGTERM' if status == 143 else 'interrupted'}: stopped after "
               f"{len(model.history_['loss'])} complete epochs; wrote {model_path} (the last "
@@ -176,6 +190,11 @@ def train(args):
         print(f"test ELBO {elbo:.3f} nats per example (10 samples; −ELBO {-elbo:.3f})")
     print(f"wrote {model_path}, {outputs[1]}" + "".join(f", {p}" for p in written))
     return 0
+
+
+def same_path(a, b):
+    """``a`` and ``b`` name the same file, whether or not it exists yet."""
+    return atomic.same_file(a, b) or (os.path.realpath(a) == os.path.realpath(b))
 
 
 def save_somewhere(model, path, checkpoint):
@@ -261,12 +280,29 @@ def evaluate(args):
     print(f"{model!r}\n{how}\nevaluating on {len(X)} rows")
     print(f"loss per example (the training objective): {model.average_loss(X, rng=0):.4f}")
     if isinstance(model, VAE):
-        elbo = model.elbo(X, n_samples=args.samples, seed=0).mean()
+        elbo = streamed_elbo(model, X, args.samples)
         first = X[:args.n]
         log_px = model.log_likelihood(first, k=args.k, seed=0).mean()
         print(f"ELBO: {elbo:.3f} nats per example ({args.samples} samples)")
         print(f"log p(x) ≥ {log_px:.3f} nats (importance-weighted, k={args.k}, first {len(first)} rows)")
     return 0
+
+
+def streamed_elbo(model, X, samples):
+    """The mean over the rows of ``X`` of each row's ELBO averaged over ``samples`` draws of ε,
+    drawn a group at a time so that at most ELBO_DRAWS values of ε (per chunk of rows the model
+    reads) are held at once; the same draws as ``model.elbo(X, n_samples=samples, seed=0)``
+    when they fit in one group."""
+    if samples > ELBO_SAMPLES_LIMIT:
+        raise UsageError(f"--samples {samples} is more than npae draws (at most "
+                         f"{ELBO_SAMPLES_LIMIT}; the ELBO's error shrinks as 1/√samples): for a "
+                         "tighter estimate of log p(x), raise --k")
+    group = max(1, ELBO_DRAWS // (batches.INFERENCE_ROWS * model.code_size))
+    rng, total = np.random.default_rng(0), 0.0
+    for start in range(0, samples, group):
+        drawn = min(group, samples - start)
+        total += drawn * model.elbo(X, n_samples=drawn, seed=rng).astype(np.float64).mean()
+    return total / samples
 
 
 def gradient_check(args):
@@ -296,10 +332,15 @@ def interpolate(args):
     model = load(args.model_file)
     shape = image_shape(model)
     check_output("--out", args.out, inputs_of(args))
+    pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
+    pictures = len(pairs) * (args.steps + 2)  # each pair's row: its two inputs and the steps
+    if pictures > SAMPLE_PNG_LIMIT:
+        raise UsageError(f"{len(pairs)} pairs of {args.steps} steps make {pictures} pictures, too "
+                         f"many for one picture (at most {SAMPLE_PNG_LIMIT}): ask for fewer "
+                         "--pairs or --steps")
     data, _ = load_data(args, model)
     X = data.X_test if data.X_test is not None else data.X_train
     check_rows(X, args.data, model)
-    pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
     for a, b in pairs:
         if not (0 <= a < len(X) and 0 <= b < len(X)):
             raise UsageError(f"row indices must be in [0, {len(X)}), got {a} and {b}")

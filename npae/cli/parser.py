@@ -63,8 +63,9 @@ def _n_jobs(text):
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1 and value != -1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, or -1 for every core, got {text}")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, or -1 for every core (-2 all but one, …), "
+                                         f"got {text}")
     return value
 
 

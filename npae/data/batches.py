@@ -47,6 +47,8 @@ class Rows:
             if index is not None:
                 raise ValueError("a Dask array is split by blocks, not by row indices")
             X = X.rechunk({1: -1})  # whole rows in each block
+            if 0 in X.chunks[0]:  # a block of no rows holds no batch (nor validation rows)
+                X = _blocks(X, [b for b, n in enumerate(X.chunks[0]) if n])
             self.X = X
             self.block_sizes = [int(n) for n in X.chunks[0]]
         else:
@@ -144,15 +146,29 @@ class RowView:
     An array-like (``shape``, ``dtype``, ``ndim``, indexing by rows) that reads
     ``X`` on demand and never copies it whole: a held-out part of a memory-mapped
     file, or 8-bit images seen as floats in [0, 1], cost one index array at most.
-    With ``divide_by``, rows come out as float32.
+    With ``divide_by`` (a positive finite number), rows come out as float32.
+
+    ``index`` means what it means to NumPy, or is refused: a boolean mask of
+    ``len(X)`` selects the rows where it is True; integers (negative ones count from
+    the end) must lie within ``len(X)`` (ValueError); a float index, or anything else, is
+    a TypeError.  Every check is made here, so a bad index never fails half-way through
+    training.
     """
 
     def __init__(self, X, index=None, *, divide_by=None):
-        self.X, self.divide_by = X, divide_by
-        self.index = None if index is None else np.asarray(index, dtype=np.intp)
+        if not all(hasattr(X, attr) for attr in ("shape", "dtype", "ndim", "__getitem__")):
+            raise TypeError(f"RowView reads an array (an ndarray, a memmap or another array-like "
+                            f"with shape, dtype and indexing), got {type(X).__name__}; pass "
+                            "numpy.asarray(X)")
+        if X.ndim < 1:
+            raise ValueError("RowView needs an array of rows, got a 0-d array")
+        self.X = X
+        self.divide_by = None if divide_by is None else checks.number(
+            "divide_by", divide_by, low=0, low_open=True)
+        self.index = None if index is None else row_index(index, X.shape[0])
         n = X.shape[0] if self.index is None else len(self.index)
         self.shape, self.ndim = (n,) + tuple(X.shape[1:]), X.ndim
-        self.dtype = np.dtype(np.float32) if divide_by else np.dtype(X.dtype)
+        self.dtype = np.dtype(np.float32) if divide_by is not None else np.dtype(X.dtype)
 
     def __len__(self):
         return self.shape[0]
@@ -162,13 +178,68 @@ class RowView:
         if self.index is not None:
             rows = self.index[rows]
         values = np.asarray(self.X[(rows,) + rest])
-        if self.divide_by:
+        if self.divide_by is not None:
             values = values.astype(np.float32)
             values /= np.float32(self.divide_by)
         return values
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self[:], dtype=dtype)
+
+
+class FlatRows:
+    """The rows of an array of images ``(n, h, w, …)`` seen as ``(n, h·w·…)``, each read
+    reshaped as it is read.
+
+    A C-ordered array is reshaped in place, as a view; a Fortran-ordered one (a ``.npy`` that
+    NumPy wrote with ``fortran_order``) cannot be, and ``reshape`` would copy it whole — this
+    view copies one read at a time instead, so a memory-mapped file of any size stays on disk.
+    """
+
+    def __init__(self, X):
+        self.X = X
+        self.shape, self.ndim = (X.shape[0], math.prod(X.shape[1:])), 2
+        self.dtype = np.dtype(X.dtype)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        values = np.asarray(self.X[rows])
+        kept = values.ndim - (self.X.ndim - 1)  # 1 for a slice or an index array, 0 for one row
+        return values.reshape(values.shape[:kept] + (-1,))[(Ellipsis,) + rest]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[:], dtype=dtype)
+
+
+def row_index(index, n, *, name="index"):
+    """``index`` as a 1-D array of row numbers in [0, n), in NumPy's meaning: a boolean mask of
+    length ``n`` selects rows; integers in [-n, n) count from the start (or, negative, from the
+    end).  ValueError for a mask of another length, an integer out of range or an index that is
+    not 1-D; TypeError for floats or anything else."""
+    try:
+        index = np.asarray(index)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be row numbers or a boolean mask: {exc}") from None
+    if index.size == 0 and index.dtype.kind == "f":  # [] is an empty selection
+        index = index.astype(np.intp)
+    if index.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (row numbers or a boolean mask), got shape "
+                         f"{index.shape}")
+    if index.dtype.kind == "b":
+        if len(index) != n:
+            raise ValueError(f"{name}: a boolean mask must have one entry per row ({n}), "
+                             f"got {len(index)}")
+        return np.flatnonzero(index)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers or booleans, got dtype {index.dtype}")
+    if len(index) and (index.min() < -n or index.max() >= n):
+        bad = index[(index < -n) | (index >= n)][0]
+        raise ValueError(f"{name} holds row {bad}, out of range for {n} rows")
+    index = index.astype(np.intp)
+    return np.where(index < 0, index + n, index)
 
 
 def epoch_plan(rows, rng, shuffle):

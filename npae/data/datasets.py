@@ -20,8 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import checks
 from ..files.archive import Archive, FileRefused
-from .batches import RowView
+from .batches import FlatRows, RowView
 
 DIGITS_PATH = Path(__file__).with_name("digits.npz")
 DIGITS_TEST_SIZE = 297
@@ -181,7 +182,7 @@ def _read_npz(path: Path):
         elif len(names) == 1:
             wanted = names
         else:
-            raise ValueError(f"holds arrays {names}; name the data 'X' (and the labels 'y') or "
+            raise ValueError(f"holds {len(names)} arrays ({checks.some(names)}); name the data 'X' (and the labels 'y') or "
                              "store one array")
         arrays = [archive.array(name, *archive.array_header(name)) for name in wanted]
     return arrays[0], arrays[1] if len(arrays) > 1 else None
@@ -212,17 +213,18 @@ ARRAY_READERS = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv, ".txt"
 
 
 def _as_rows(X: np.ndarray) -> np.ndarray:
-    """Check X is numeric and 2-D (n, d); images (n, h, w) become (n, h*w), a view when X is C-contiguous."""
+    """Check X is numeric and 2-D (n, d); images (n, h, w) become (n, h*w): a view when X is
+    C-contiguous, else (a Fortran-ordered file) a :class:`FlatRows` that reshapes each read."""
     if X.dtype.kind not in "biuf":
         raise ValueError(f"data has dtype {X.dtype}; expected integers or floats")
     if X.ndim == 3:
-        X = X.reshape(len(X), -1)
+        X = X.reshape(len(X), -1) if X.flags.c_contiguous else FlatRows(X)
     if X.ndim == 1:
         raise ValueError(f"data is 1-D with shape {X.shape}; expected (n_samples, n_features): save "
                          "X.reshape(1, -1) for a single sample or X.reshape(-1, 1) for a single feature")
     if X.ndim != 2:
         raise ValueError(f"data has shape {X.shape}; expected 2-D (n_samples, n_features) or 3-D images (n, h, w)")
-    if X.size == 0:
+    if 0 in X.shape:
         raise ValueError(f"data is empty (shape {X.shape})")
     return X
 

@@ -96,7 +96,8 @@ class Archive:
             raw = self._read_exactly(f, dtype.itemsize, self.meta_name)
         text = np.frombuffer(raw, dtype=dtype)[0]
         try:
-            meta = json.loads(str(text), parse_constant=_refuse_constant, parse_int=_bounded_int)
+            meta = json.loads(str(text), parse_constant=_refuse_constant, parse_int=_bounded_int,
+                              parse_float=_finite_float)
         except (ValueError, RecursionError) as exc:
             self.refuse(f"its npae metadata is not valid JSON ({_reason(exc)})")
         if not isinstance(meta, dict):
@@ -222,6 +223,13 @@ def _read_header(f, version):
 
 def _refuse_constant(name):  # NaN, Infinity: not JSON, though Python's json reads them
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text):  # 1e999 is valid JSON, and Python reads it as infinity
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is beyond the largest float")
+    return value
 
 
 def _bounded_int(text):

@@ -7,7 +7,9 @@ streamed chunk by chunk (codes, samples), and plain bytes (PNG pictures).
 Every file is written to a temporary file beside its target, flushed to disk,
 then moved onto the target with ``os.replace``, and the folder is synced: the
 previous file stays intact until the new one is whole, and the temporary file
-is removed on every path out.  New files get the permissions the user's umask
+is removed on every path out — and, for a process killed outright (SIGKILL), by
+the next write to the same file, which removes the temporary files of processes
+no longer running.  New files get the permissions the user's umask
 gives (mode 0666 & ~umask); a file that is replaced keeps its own.  A target
 that is a symbolic link is written *through* the link: the link stays and its
 target gets the new content.  Temporary names stay within the file system's
@@ -18,6 +20,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -31,16 +34,54 @@ def target_of(path):
     return os.path.realpath(path) if os.path.islink(path) else path
 
 
-def temporary_name(path):
-    """A fresh hidden name beside ``path`` whose length stays within the folder's limit."""
+def temporary_name(path, *, pid=None):
+    """A fresh hidden name beside ``path`` whose length stays within the folder's limit:
+    ``.<name>.<pid>-<random>.tmp``, the process id telling a stale one (:func:`remove_stale`)."""
+    folder, stem = _temporary_stem(path)
+    return os.path.join(folder, stem + f".{os.getpid() if pid is None else pid}-"
+                                       f"{secrets.token_hex(4)}.tmp")
+
+
+def _temporary_stem(path):
+    """``(folder, stem)``: a temporary name of ``path`` is the stem, a process id and a token."""
     folder, name = os.path.split(os.path.abspath(path))
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):
         limit = 255
-    suffix = f".{secrets.token_hex(4)}.tmp"
-    stem = os.fsencode("." + name)[: limit - len(suffix)]
-    return os.path.join(folder, os.fsdecode(stem).rstrip("\udcff") + suffix)
+    longest_suffix = len(f".{2**22}-{'0' * 8}.tmp")  # pids stay below 2**22 on Linux
+    stem = os.fsencode("." + name)[: limit - longest_suffix]
+    return folder, os.fsdecode(stem).rstrip("\udcff")
+
+
+STALE = re.compile(r"\.([0-9]+)-[0-9a-f]{8}\.tmp")
+
+
+def remove_stale(path):
+    """Remove the temporary files of ``path`` that processes no longer running left behind
+    (a write cut short by SIGKILL or a power cut leaves one).  A temporary file of a process
+    still running — another write under way — is left alone."""
+    folder, stem = _temporary_stem(path)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = STALE.fullmatch(name[len(stem):]) if name.startswith(stem) else None
+        if match and not _running(int(match.group(1))):
+            remove_quietly(os.path.join(folder, name))
+
+
+def _running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (EPERM), or not a pid at all
+        return True
+    return True
 
 
 def _create(path):
@@ -63,6 +104,7 @@ class AtomicFile:
         self.file = None
 
     def __enter__(self):
+        remove_stale(self.path)
         self.file = _create(self.temporary)
         return self.file
 
@@ -153,6 +195,7 @@ class NpyWriter:
         nbytes = math.prod(self.shape) * self.dtype.itemsize
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
                   "shape": self.shape}
+        remove_stale(self.path)
         try:
             with _create(self.temporary) as f:
                 np.lib.format.write_array_header_1_0(f, header)

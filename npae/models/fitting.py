@@ -6,6 +6,8 @@
 :mod:`npae.training.loop`; a step of it is :mod:`npae.training.step`.
 """
 
+import copy
+
 import numpy as np
 
 from .. import checks
@@ -15,6 +17,13 @@ from ..nn.buffers import Workspace
 from ..nn.losses import l2_penalty
 from ..training import checkpoints, loop
 from ..training.state import PARAMETERS, TrainingState, settings, setup_of
+
+
+# errors after which the model keeps its last step: divergence (the last finite step), a signal
+# (stopped at a batch boundary, or at once by a second one) and a checkpoint the disk could not
+# take (the work is in the model, for the caller to save elsewhere)
+KEEPS_ITS_LAST_STEP = (FloatingPointError, checkpoints.CheckpointFailed, KeyboardInterrupt,
+                       SystemExit)
 
 
 class Fitting:
@@ -101,9 +110,11 @@ class Fitting:
         ``shuffle``, ``seed``, ``verbose``, …) and take ``optimizer`` (default
         ``Adam(lr)``), ``validation_data``, ``checkpoint`` (a path saved every
         ``checkpoint_every`` epochs, at the end and on a signal) and ``resume``
-        (a checkpoint to continue).  A refused call leaves the model as it was.
+        (a checkpoint to continue).  A refused call leaves the model as it was, and so does an
+        error from the data mid-run (say, a Dask block that fails to compute); a run that
+        diverges, is stopped by a signal or cannot write its checkpoint keeps its last step.
         """
-        before = dict(self.__dict__)
+        before = self._snapshot(overrides.get("optimizer"))
         try:
             training = self.training_settings(overrides)
             X, names, data_range = self._fit_data(X)
@@ -123,50 +134,99 @@ class Fitting:
             elif training["early_stopping"]:
                 rows, held_out = rows.split(training["validation_fraction"], split_rng)
                 validation = held_out.array_like()
-            setup = setup_of(rows, training["batch_size"], training["shuffle"], validation is not None)
+            setup = setup_of(rows, training["batch_size"], training["shuffle"],
+                             validation is not None)
+            if training["checkpoint"] is not None:  # before a resume changes anything
+                atomic.probe_writable("checkpoint", training["checkpoint"])
             if training["resume"] is not None:
-                state = checkpoints.load_checkpoint(training["resume"], self, training["optimizer"], setup)
+                state = checkpoints.load_checkpoint(training["resume"], self,
+                                                    training["optimizer"], setup)
             else:
                 state = TrainingState(training["optimizer"], train_rng)
-            if training["checkpoint"] is not None:
-                atomic.probe_writable("checkpoint", training["checkpoint"])
         except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
+            self._put_back(before)
             raise
         patience = training["n_iter_no_change"] if training["early_stopping"] else None
         try:
-            loop.run(self, rows, state, epochs=training["epochs"], batch_size=training["batch_size"],
-                     n_jobs=training["n_jobs"], shuffle=training["shuffle"], verbose=training["verbose"],
-                     validation=validation, patience=patience, checkpoint=training["checkpoint"],
-                     checkpoint_every=training["checkpoint_every"], data_range=data_range)
-        finally:
-            self._record(state, patience)
+            try:
+                loop.run(self, rows, state, epochs=training["epochs"],
+                         batch_size=training["batch_size"], n_jobs=training["n_jobs"],
+                         shuffle=training["shuffle"], verbose=training["verbose"],
+                         validation=validation, patience=patience,
+                         checkpoint=training["checkpoint"],
+                         checkpoint_every=training["checkpoint_every"], data_range=data_range)
+            finally:
+                self._record(state, patience)
+        except KEEPS_ITS_LAST_STEP:
+            raise
+        except BaseException:
+            self._put_back(before)
+            raise
         return self
 
     def partial_fit(self, X, y=None):
-        """One pass over ``X``, continuing the optimiser's state (and the network) of earlier calls."""
+        """One pass over ``X``, continuing the optimiser's state (and the network) of earlier
+        calls.  A refused call (or an error from the data mid-pass) leaves the model as it was."""
         training = self.training_settings()
-        continuing = hasattr(self, "n_features_in_")
-        if continuing:
-            self._check_names(X)
-        X, names, data_range = self._fit_data(X, self.n_features_in_ if continuing else None)
-        if not continuing:
-            self.start_from_seed(X.shape[1], training["seed"], self._dtype_for(X))
-            self.set_feature_names(names)
-        state = getattr(self, "training_", None)
-        if state is None:
-            state = TrainingState(training["optimizer"], checks.generators(training["seed"], 2)[1])
-        state.plan = state.order = None  # a new pass over new rows
-        state.best = None
+        before = self._snapshot(None)
         try:
-            loop.run(self, batches.Rows(X, self.dtype_), state, epochs=state.epoch + 1,
-                     batch_size=training["batch_size"], n_jobs=training["n_jobs"], shuffle=training["shuffle"],
-                     verbose=training["verbose"], checkpoint=training["checkpoint"],
-                     checkpoint_every=training["checkpoint_every"], data_range=data_range)
-        finally:
-            self._record(state, None)
+            continuing = hasattr(self, "n_features_in_")
+            if continuing:
+                self._check_names(X)
+            X, names, data_range = self._fit_data(X, self.n_features_in_ if continuing else None)
+            if not continuing:
+                self.start_from_seed(X.shape[1], training["seed"], self._dtype_for(X))
+                self.set_feature_names(names)
+            state = getattr(self, "training_", None)
+            if state is None:
+                state = TrainingState(training["optimizer"],
+                                      checks.generators(training["seed"], 2)[1])
+            state.plan = state.order = None  # a new pass over new rows
+            state.best = None
+            rows = batches.Rows(X, self.dtype_)
+        except BaseException:
+            self._put_back(before)
+            raise
+        try:
+            try:
+                loop.run(self, rows, state, epochs=state.epoch + 1,
+                         batch_size=training["batch_size"], n_jobs=training["n_jobs"],
+                         shuffle=training["shuffle"], verbose=training["verbose"],
+                         checkpoint=training["checkpoint"],
+                         checkpoint_every=training["checkpoint_every"], data_range=data_range)
+            finally:
+                self._record(state, None)
+        except KEEPS_ITS_LAST_STEP:
+            raise
+        except BaseException:
+            self._put_back(before)
+            raise
         return self
+        return self
+
+    def _snapshot(self, optimizer):
+        """What a failed call puts back (:meth:`_put_back`): the attributes, the values of the
+        parameters (updated in place by a warm start), the training state (which
+        ``partial_fit`` continues in place) and the state of the caller's ``optimizer``."""
+        fitted = hasattr(self, "n_features_in_")
+        keeps_state = callable(getattr(optimizer, "state_dict", None)) and callable(
+            getattr(optimizer, "load_state_dict", None))
+        return {"attributes": dict(self.__dict__),
+                "values": {k: p.copy() for k, p in self.params.items()} if fitted else None,
+                "training": copy.deepcopy(getattr(self, "training_", None)),
+                "optimizer": (optimizer, optimizer.state_dict()) if keeps_state else None}
+
+    def _put_back(self, snapshot):
+        self.__dict__.clear()
+        self.__dict__.update(snapshot["attributes"])
+        if snapshot["values"] is not None:
+            for name, p in self.params.items():
+                np.copyto(p, snapshot["values"][name])
+        if snapshot["training"] is not None:
+            self.training_, self.history_ = snapshot["training"], snapshot["training"].history
+        if snapshot["optimizer"] is not None:
+            optimizer, state = snapshot["optimizer"]
+            optimizer.load_state_dict(state)
 
     def fit_transform(self, X, y=None, **overrides):
         """``fit(X, **overrides)`` then ``transform(X)``."""

@@ -54,7 +54,8 @@ class Inference:
             "score_samples": (self.score_batch, None, False)}[kind]
         name, width = ("Z", self.code_size) if codes else ("X", self.n_features_in_)
         if checks.is_dask_array(X):
-            checks.rows(X, name=name, n_features=width, owner=type(self).__name__, allow_empty=True)
+            checks.rows(X, name=name, n_features=width, owner=type(self).__name__, allow_empty=True,
+                        unknown_rows=True)
             return dask_arrays.map_rows(self, kind, X, out_width, self.dtype_)
         index = columns.pandas_index(X)
         if not codes:
@@ -103,6 +104,10 @@ class Inference:
     def score(self, X, y=None):
         """The mean of :meth:`score_samples` over the rows of ``X``, as a Python float."""
         scores = self.score_samples(X)
-        if scores.shape[0] == 0:
+        if checks.is_dask_array(scores):  # its length may be known only once computed
+            total, n = dask_arrays.sum_and_count(scores)
+        else:
+            total, n = None, scores.shape[0]
+        if n == 0:
             raise ValueError("X is empty: the score of no rows is undefined")
-        return float(scores.mean().compute() if checks.is_dask_array(scores) else scores.mean())
+        return float(scores.mean()) if total is None else total / n

@@ -112,13 +112,13 @@ def _declared_model(meta, path):
         raise ValueError(f"{path} has npae file format version {version!r}; this npae reads "
                          f"versions {', '.join(map(str, model_records.READABLE_VERSIONS))}")
     unknown = set(meta) - META_KEYS
-    need(not unknown, f"unknown keys {sorted(unknown)}")
+    need(not unknown, f"unknown keys {checks.some(unknown)}")
     need(isinstance(meta.get("model"), str) and meta["model"] in MODELS,
          f"'model' must be one of {sorted(MODELS)}, got {meta.get('model')!r}")
     cls, config = MODELS[meta["model"]], meta.get("config")
     need(isinstance(config, dict), "'config' must be an object")
     valid = set(cls.parameter_names())
-    need(set(config) <= valid, f"'config' has unknown arguments {sorted(set(config) - valid)}")
+    need(set(config) <= valid, f"'config' has unknown arguments {checks.some(set(config) - valid)}")
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
     config.setdefault("init", "he-glorot")  # files from before init= were all made this way
     if version == 1:  # a version-1 file: the width and dtype are in the configuration
@@ -162,7 +162,7 @@ def _check_members(archive, meta, shapes, dtype, path):
         expected |= {f"best/{name}" for name in shapes} | {"train/plan", "train/order"}
     unknown = archive.names - expected
     if unknown:
-        raise ValueError(f"{path}: unexpected members {sorted(unknown)[:5]}")
+        raise ValueError(f"{path}: unexpected members {checks.some(unknown)}")
     for name, shape in shapes.items():
         found_shape, found_dtype = archive.array_header(f"param/{name}")
         if found_shape != shape or found_dtype != np.dtype(dtype):

@@ -17,6 +17,11 @@ from ..nn import optim
 from .state import TrainingState, is_history
 
 
+class CheckpointFailed(OSError):
+    """A checkpoint that could not be written (a full disk, say), naming the file: the run
+    stops, and the model keeps its last step for the caller to save elsewhere."""
+
+
 def save_checkpoint(path, model, state, setup):
     """The model's record, the optimiser, the generator, the history and the position, in one file.
 
@@ -41,7 +46,12 @@ def save_checkpoint(path, model, state, setup):
         arrays["train/order"] = np.asarray(state.order, dtype=np.int64)
     if best is not None:
         arrays.update({f"best/{name}": value for name, value in best["params"].items()})
-    write_archive(path, arrays, meta)
+    try:
+        write_archive(path, arrays, meta)
+    except OSError as exc:
+        raise CheckpointFailed(exc.errno, f"cannot write the checkpoint {path} "
+                                          f"({exc.strerror or exc}); the model keeps its last "
+                                          "step") from exc
 
 
 def load_checkpoint(path, model, optimizer, setup):
@@ -49,6 +59,8 @@ def load_checkpoint(path, model, optimizer, setup):
 
     Everything is read and checked first, then the model's parameters are
     restored in place; returns the :class:`TrainingState` to continue with.
+    ``optimizer`` must have the checkpoint's hyper-parameters (its ``lr`` …): a
+    resumed run is the run that was stopped, so another ``lr`` is refused, not ignored.
     A refused checkpoint (ValueError saying why) changes nothing.
     """
     path = checks.path("resume", path)
@@ -76,6 +88,7 @@ def load_checkpoint(path, model, optimizer, setup):
         if type(restored) is not type(optimizer):
             raise ValueError(f"{path}: the checkpoint's optimiser ({restored!r}) is not a "
                              f"{type(optimizer).__name__}")
+        _check_same_hyperparameters(restored, optimizer, path)
         try:
             rng = checks.generator_from_state(training.get("rng"))
         except ValueError as exc:
@@ -85,14 +98,29 @@ def load_checkpoint(path, model, optimizer, setup):
         unknown = archive.names - {f"param/{n}" for n in params} - {f"optim/{m}" for m in moments} \
             - {f"best/{n}" for n in params} - {"train/plan", "train/order"}
         if unknown:
-            raise ValueError(f"{path}: unexpected members {sorted(unknown)}")
+            raise ValueError(f"{path}: unexpected members {checks.some(unknown)}")
     for name, p in params.items():
         if not np.isfinite(saved[name]).all():
             raise ValueError(f"{path}: parameter {name!r} holds NaN or infinity")
+        if state.best is not None and not np.isfinite(state.best["params"][name]).all():
+            raise ValueError(f"{path}: early stopping's best parameter {name!r} holds NaN or "
+                             "infinity")
     for name, p in params.items():
         p[...] = saved[name]
     optimizer.load_state_dict(restored.state_dict())  # the caller's optimiser, restored in place
     return state
+
+
+def _check_same_hyperparameters(saved, given, path):
+    """A resumed run continues with the checkpoint's optimiser: this call's hyper-parameters
+    (``lr``, …) must be the same, or the call is refused rather than silently overruled."""
+    ours, theirs = optim.to_record(given)[0], optim.to_record(saved)[0]
+    different = [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in ours.items()
+                 if k != "t" and theirs.get(k) != v]
+    if different:
+        raise ValueError(f"{path}: the checkpoint's optimiser has other hyper-parameters than this "
+                         f"call's ({'; '.join(different)}); resume with the same ones, or start a "
+                         "new run from the model with warm_start=True")
 
 
 def _read_position(state, training, archive, setup, params, path):
@@ -115,6 +143,8 @@ def _read_position(state, training, archive, setup, params, path):
             raise ValueError(f"{path}: the checkpoint was written with {key}={saved_setup.get(key)!r}, "
                              f"but this run has {key}={value!r}; resume with the same data and settings")
     need(len(history["loss"]) == training["epoch"], "its history does not have one loss per epoch")
+    need(all(len(values) == training["epoch"] for values in history.values()),
+         "its history's lists are not all one entry per epoch")
     need(("val_loss" in history) == setup["validation"] or not history.get("val_loss"),
          "validation losses do not match the run's validation data")
     n_blocks = len(setup["block_sizes"])
@@ -135,11 +165,17 @@ def _read_position(state, training, archive, setup, params, path):
         state.order = order.astype(np.intp)
     else:
         need(training["batch"] == 0 or not setup["shuffle"], "a position mid-block without a permutation")
+        if state.plan is not None:
+            n = setup["block_sizes"][int(state.plan[training["block"]])]
+            need(training["batch"] < max(1, math.ceil(n / setup["batch_size"])),
+                 "its position is past the end of a block")
     best = training.get("best")
     if best is not None:
         need(isinstance(best, dict) and type(best.get("epoch")) is int
              and type(best.get("waited")) is int and type(best.get("val_loss")) in (int, float),
              "'best' must hold val_loss, epoch and waited")
+        need(math.isfinite(best["val_loss"]) and 0 <= best["waited"] <= training["epoch"]
+             and 0 < best["epoch"] <= training["epoch"], "'best' must be a finite loss of an epoch run")
         state.best = dict(best, params={name: archive.array(f"best/{name}", p.shape, p.dtype)
                                         for name, p in params.items()})
     state.history = {key: list(values) for key, values in history.items()}

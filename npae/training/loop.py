@@ -33,8 +33,10 @@ keeping the parameters of its last good step.  Ctrl-C (SIGINT) and SIGTERM
 stop the run at the next batch boundary (:mod:`npae.signals`), saving a
 checkpoint if one was asked for; after SIGTERM the run raises
 ``npae.signals.Terminated`` (a SystemExit with status 143) once the model is
-consistent, so a process that was told to end still ends.  A second signal
-stops at once.
+consistent, so a process that was told to end still ends.  A signal that arrives
+during the last batch, the last validation or the final save is not lost: the
+run ends as it would have, then stops in the same way (a one-batch ``partial_fit``
+honours SIGTERM too).  A second signal stops at once.
 """
 
 
@@ -67,7 +69,7 @@ def run(model, rows, state, *, epochs, batch_size, n_jobs=1, shuffle=True, verbo
     params = model.params
     dtype = next(iter(params.values())).dtype
     batch_size = min(batch_size, max(rows.block_sizes))
-    threads = how_many(n_jobs, batch_size * sum(p.size for p in params.values()))
+    threads = how_many(n_jobs, batch_size * sum(p.size for p in params.values()), batch_size)
     buffer = np.empty((batch_size, rows.n_features), dtype=dtype)
     epoch_batches = sum(batches.n_batches(n, batch_size) for n in rows.block_sizes)
     progress = Progress(epochs, epoch_batches, rows.n_rows, verbose)
@@ -137,9 +139,15 @@ def run(model, rows, state, *, epochs, batch_size, n_jobs=1, shuffle=True, verbo
                 progress.say(f"early stopping: val_loss has not improved for {patience} epochs; "
                              f"restoring epoch {state.best['epoch']}")
                 break
+        if signals.caught:  # during the last batch, the last validation or the last save
+            state.stopped = signals.caught
+            progress.say(f"{signals.caught}: arrived as the run ended; the run is complete"
+                         + (f", and so is {checkpoint}" if checkpoint else ""))
     if patience is not None and state.best is not None:
         for name, p in params.items():
             np.copyto(p, state.best["params"][name])
+    if state.stopped == "SIGTERM":
+        raise Terminated()
     return state
 
 

@@ -4,8 +4,10 @@ SIGTERM is what ``kill``, ``timeout``, systemd and batch schedulers send.  By
 default it ends a Python process at once, skipping every ``finally``; npae
 turns it into the exception :class:`Terminated` (exit status 143, as for the
 signal itself), so cleanup runs.  During training both signals only raise a
-flag, which the loop checks between batches; and a save that must not be cut
-short runs with both held back until it is done.
+flag, which the loop checks between batches and once more as the run ends (a
+signal during the last batch or the final save is never swallowed); and a save
+that must not be cut short runs with both held back until it is done.  A signal
+the process ignores (``SIG_IGN``) stays ignored: npae never installs a handler over it.
 """
 
 import contextlib
@@ -44,7 +46,8 @@ class StopAtBatchBoundary:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for number in NAMES:
-                self.previous[number] = signal.signal(number, self.handle)
+                if signal.getsignal(number) != signal.SIG_IGN:  # ignored by choice: stays so
+                    self.previous[number] = signal.signal(number, self.handle)
         return self
 
     def handle(self, number, frame):
@@ -78,7 +81,8 @@ def deferred():
         yield
         return
     caught = []
-    previous = {number: signal.signal(number, lambda n, frame: caught.append(n)) for number in NAMES}
+    previous = {number: signal.signal(number, lambda n, frame: caught.append(n)) for number in NAMES
+                if signal.getsignal(number) != signal.SIG_IGN}
     try:
         yield
     finally:
@@ -94,10 +98,13 @@ def deferred():
 
 def terminate_cleanly():
     """From now on SIGTERM raises :class:`Terminated`; returns the previous handler (None when
-    not on the main thread, where signals are left alone)."""
+    not on the main thread, where signals are left alone).  A process that ignores SIGTERM
+    (``SIG_IGN``, say under ``nohup``-like launchers) keeps ignoring it."""
     def handler(number, frame):
         raise Terminated()
     try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+            return signal.SIG_IGN
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:
         return None

@@ -33,8 +33,7 @@ def settings(given, overrides):
          "validation_fraction": checks.number("validation_fraction", given["validation_fraction"],
                                               low=0, high=1, low_open=True, high_open=True),
          "n_iter_no_change": checks.positive_int("n_iter_no_change", given["n_iter_no_change"]),
-         "n_jobs": given["n_jobs"] if given["n_jobs"] in (None, -1) else checks.positive_int(
-             "n_jobs", given["n_jobs"]),
+         "n_jobs": checks.n_jobs("n_jobs", given["n_jobs"]),
          "seed": given["seed"],
          "checkpoint_every": checks.positive_int("checkpoint_every",
                                                  given.get("checkpoint_every", 1))}

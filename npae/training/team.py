@@ -31,14 +31,50 @@ def available_cores():
 WORTH_THREADS = 8e6  # batch rows × parameters below which a step loses more than it gains
 
 
-def how_many(n_jobs, work):
-    """Threads for a step: ``n_jobs`` when it is an int ≥ 1; -1, every available core; None,
-    every core when the step's ``work`` (batch rows × parameters) is at least WORTH_THREADS
-    (measured on 2 cores: smaller steps lose more to the threads' hand-offs of the GIL than
-    they gain), else 1."""
-    if n_jobs == -1 or (n_jobs is None and work >= WORTH_THREADS):
-        return available_cores()
-    return 1 if n_jobs is None else n_jobs
+def how_many(n_jobs, work, rows=None):
+    """Threads for a step, in scikit-learn's meaning of ``n_jobs``: an int ≥ 1 is that many; -1
+    every available core, -2 all but one, …; None, every core when the step's ``work`` (batch rows
+    × parameters) is at least WORTH_THREADS (measured on 2 cores: smaller steps lose more to the
+    threads' hand-offs of the GIL than they gain), else 1.  Never more than the cores, nor than
+    the batch's ``rows`` (each thread holds a gradient buffer: a thread with no rows to work on,
+    or waiting for a core, costs memory and gains nothing)."""
+    cores = available_cores()
+    if n_jobs is None:
+        wanted = cores if work >= WORTH_THREADS else 1
+    elif n_jobs < 0:
+        wanted = cores + 1 + n_jobs
+    else:
+        wanted = n_jobs
+    return max(1, min(wanted, cores, rows if rows is not None else cores))
+
+
+class OneBlasThread:
+    """BLAS limited to one thread while any team works, restored when the last one is done.
+
+    The limit is process-wide, so two teams at work at once (two fits on two threads) share
+    it: the first to start records the limit it found and sets 1; the last to finish puts the
+    recorded one back.  (Each restoring what it found would leave BLAS at one thread for good:
+    the second found the first's.)
+    """
+
+    def __init__(self):
+        self.lock, self.users, self.limits = threading.Lock(), 0, None
+
+    def acquire(self):
+        with self.lock:
+            if self.users == 0:
+                self.limits = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+            self.users += 1
+
+    def release(self):
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                self.limits.restore_original_limits()
+                self.limits = None
+
+
+BLAS = OneBlasThread()
 
 
 class Team:
@@ -48,10 +84,11 @@ class Team:
         self.n = n
         self.inboxes = [queue.SimpleQueue() for _ in range(n - 1)]
         self.outbox = queue.SimpleQueue()
-        self.workers, self.blas = [], None
+        self.workers, self.blas = [], False
 
     def __enter__(self):
-        self.blas = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        BLAS.acquire()
+        self.blas = True
         for i, inbox in enumerate(self.inboxes, 1):
             worker = threading.Thread(target=self._serve, args=(i, inbox), daemon=True,
                                       name=f"npae-worker-{i}")
@@ -103,6 +140,7 @@ class Team:
         for worker in self.workers:
             worker.join()
         self.workers = []
-        if self.blas is not None:
-            self.blas.restore_original_limits()
+        if self.blas:
+            self.blas = False
+            BLAS.release()
         return False
