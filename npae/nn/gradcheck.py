@@ -257,12 +257,7 @@ def _check_arguments(fn, params, eps, n_entries, rtol, nondet_tol):
         raise TypeError(f"fn must be callable, returning (loss, grads); got {type(fn).__name__}")
     if not isinstance(params, dict) or not params:
         raise TypeError("params must be a non-empty dict of name -> float64 array")
-    for name, p in params.items():
-        if not isinstance(p, np.ndarray) or p.dtype != np.float64:
-            got = p.dtype if isinstance(p, np.ndarray) else type(p).__name__
-            raise TypeError(f"params[{name!r}] must be a float64 ndarray (finite differences need "
-                            f"double precision), got {got}: build the model with dtype=\"float64\" "
-                            "or convert with .astype(np.float64)")
+    require_float64(params)
     if not (isinstance(eps, float) and 0 < eps < 1):
         raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
     if n_entries is not None and (not isinstance(n_entries, int) or n_entries < 1):
@@ -272,6 +267,16 @@ def _check_arguments(fn, params, eps, n_entries, rtol, nondet_tol):
                          "passes wrong gradients")
     if not nondet_tol >= 0:
         raise ValueError(f"nondet_tol must be ≥ 0, got {nondet_tol!r}")
+
+
+def require_float64(params):
+    """TypeError naming the array and the fix unless every array of ``params`` is float64."""
+    for name, p in params.items():
+        if not isinstance(p, np.ndarray) or p.dtype != np.float64:
+            got = p.dtype if isinstance(p, np.ndarray) else type(p).__name__
+            raise TypeError(f"params[{name!r}] must be a float64 ndarray (finite differences need "
+                            f"double precision), got {got}: build the model with dtype=\"float64\" "
+                            "or convert with .astype(np.float64)")
 
 
 def first_calls(fn, params, nondet_tol=0.0):

@@ -22,7 +22,8 @@ import copy
 
 import numpy as np
 
-from .gradcheck import DEFAULT_STEP, RTOL, CannotCheck, WrongGradients, first_calls, gradcheck
+from .gradcheck import (DEFAULT_STEP, RTOL, CannotCheck, WrongGradients, first_calls, gradcheck,
+                        require_float64)
 
 DOMAINS = ("real", "positive", "probability")
 
@@ -90,6 +91,7 @@ def check_object(obj, kind, inputs, wrt, *, second=None, dY=None, upstream=None,
     params = getattr(obj, "params", None) or {}
     if not isinstance(params, dict):
         raise WrongGradients(f"{type(obj).__name__}.params must be a dict of name -> array")
+    require_float64(params)
     for name in wrt:
         if name in params:
             raise ValueError(f"the input {name!r} and a parameter share a name")
