@@ -17,8 +17,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "npae"
 HOUSE = [
     ("checks", [{"checks"}]),                                             # validation and seeds
     ("files", [{"atomic"}, {"archive", "model_records"}]),
-    ("nn", [{"activations", "buffers", "optim", "gradcheck"}, {"layers", "losses", "kernels",
-            "gradcheck_objects"}]),
+    ("nn", [{"activations", "buffers", "optim", "gradcheck_report"},
+            {"layers", "losses", "kernels", "gradcheck"}, {"gradcheck_objects"}]),
     ("data", [{"columns", "batches", "dask_arrays"}, {"datasets"}]),
     ("training", [{"signals", "progress", "team", "state"}, {"step", "checkpoints"}, {"loop"}]),
     ("models", [{"conventions"}, {"fitting", "inference"}, {"estimator", "fast_autoencoder",

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from npae import gradcheck, gradcheck_layer
-from npae.nn.gradcheck import (DEFAULT_STEP, FLOAT64_EPS, CannotCheck, WrongGradients, ratio_words,
-                               rounding_floor, verdict)
+from npae.nn.gradcheck import (DEFAULT_STEP, FLOAT64_EPS, CannotCheck, WrongGradients, rounding_floor,
+                               verdict)
+from npae.nn.gradcheck_report import ratio_words
 from npae.nn.gradcheck_objects import check_object, draw, draw_inputs
 
 
