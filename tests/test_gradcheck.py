@@ -9,6 +9,7 @@ student writes, one correct and one with a bug.  (Issue 17's catalogue of bugs,
 run through ``npae check``, is in test_check_bug_classes.py.)
 """
 
+import doctest
 import warnings
 
 import numpy as np
@@ -460,3 +461,10 @@ def test_gradcheck_layer_uses_the_given_upstream_gradient():
     report = gradcheck_layer(Square(), x, dY=dY)
     assert report.passed
     assert report.loss_scale == pytest.approx(9.0)          # Σ |Y ⊙ dY| = x₀₀² = 9
+
+
+@pytest.mark.parametrize("module", ["npae.nn.gradcheck", "npae.nn.gradcheck_objects"])
+def test_the_docstring_examples_run(module):
+    import importlib
+    failures, tried = doctest.testmod(importlib.import_module(module))
+    assert tried and not failures

@@ -39,9 +39,15 @@ ratio analytic / numeric (2, ½, −1 or 1/n read as the factor they are), and a
 verdict: good, ok only near a kink (only when a kink was found), suspect or
 wrong.
 
-Use it on a whole model, with its noise fixed
-(``gradcheck(lambda: model.loss_and_grads(X, eps=eps), model.params)``), or
-on a layer or loss of your own with :mod:`npae.nn.gradcheck_objects`.
+Use it on a whole model, with its noise fixed, or on a layer or loss of your
+own with :mod:`npae.nn.gradcheck_objects`:
+
+>>> import numpy as np, npae
+>>> vae = npae.VAE(64, hidden=(8,), latent=2, dtype="float64", seed=0)
+>>> X = np.random.default_rng(0).uniform(size=(4, 64))
+>>> eps = vae.draw_noise(4, np.random.default_rng(1))          # the noise, fixed
+>>> npae.gradcheck(lambda: vae.loss_and_grads(X, eps=eps), vae.params, n_entries=5).passed
+True
 """
 
 import numpy as np
