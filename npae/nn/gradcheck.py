@@ -176,15 +176,15 @@ def first_calls(fn, params, nondet_tol=0.0):
                              "forward or backward pass must leave its inputs and parameters alone "
                              "(write into a new array, not into the one given: y = x * m, not x *= m)")
     loss2, grads2 = _call(fn, params)
-    if not loss1 == loss2 and not abs(loss1 - loss2) <= nondet_tol:
+    rounding = 4 * FLOAT64_EPS * abs(loss1)          # two summation orders may differ by an ulp
+    if not abs(loss1 - loss2) <= nondet_tol + rounding:
         raise CannotCheck(
             f"fn is not deterministic: two calls at the same point returned the losses {loss1!r} and "
             f"{loss2!r} (difference {abs(loss1 - loss2):.3g}), so finite differences would measure "
             "the noise, not the slope. Fix the noise: npae's models take eps= "
             "(model.loss_and_grads(X, eps=model.draw_noise(len(X), rng))); a dropout mask is drawn "
             "once from a seeded numpy.random.default_rng and reused")
-    moved = [name for name in params
-             if not np.allclose(grads1[name], grads2[name], rtol=0, atol=nondet_tol, equal_nan=True)]
+    moved = [name for name in params if not _same(grads1[name], grads2[name], nondet_tol)]
     if moved:
         loss3, grads3 = _call(fn, params)
         growing = [name for name in moved
@@ -201,6 +201,12 @@ def first_calls(fn, params, nondet_tol=0.0):
             "call to call at the same point while the loss does not: backward depends on state kept "
             "from an earlier call; it must depend only on what this call's forward computed")
     return loss1, grads1
+
+
+def _same(a, b, nondet_tol=0.0):
+    """Equal up to ``nondet_tol`` and to rounding (10⁻¹² of the largest entry)."""
+    scale = float(np.max(np.abs(a), initial=0.0))
+    return np.allclose(a, b, rtol=1e-12, atol=nondet_tol + 1e-12 * scale, equal_nan=True)
 
 
 def _call(fn, params):
