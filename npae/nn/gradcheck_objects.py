@@ -216,7 +216,8 @@ def _loss_call(obj, inputs, wrt):
     if missing:
         raise WrongGradients(f"{name}.loss_and_grads returned no gradient for "
                              f"{', '.join(map(repr, missing))}: grads needs one for every input "
-                             "checked and every parameter")
+                             "checked and every parameter, keyed by its name (grads has "
+                             f"{', '.join(map(repr, grads)) or 'no keys'})")
     for key in wrt:
         if np.shape(grads[key]) != inputs[key].shape:
             raise WrongGradients(f"{name}.loss_and_grads returned d{key} of shape "

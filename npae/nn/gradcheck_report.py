@@ -116,14 +116,18 @@ class GradcheckReport:
                     "function is not differentiable, relu at 0): there the finite difference, not "
                     "the gradient, is off; every other entry agrees")
         line = (f"worst entry not at a kink: {r.name}{list(r.worst_index)}, analytic {r.analytic:.6g}, "
-                f"numeric {r.numeric:.6g}, analytic/numeric = {r.ratio:.4g}")
+                f"numeric {r.numeric:.6g}, analytic/numeric = {r.ratio:.6g}")
         factor = ratio_words(r.constant_ratio)
         if r.transposed:
             line += f"; {r.name}'s gradient is the transpose of the right one (Xᵀ dY, not (Xᵀ dY)ᵀ)"
+        elif factor == "-1":
+            line += f"; every entry of {r.name} has the wrong sign"
         elif factor is not None:
             line += (f"; every entry of {r.name} is off by the same factor {factor} "
-                     "(a constant factor: a missing or extra 2, 1/n, a mean for a sum, or a sign)"
-                     if factor != "-1" else f"; every entry of {r.name} has the wrong sign")
+                     "(a constant factor: a missing or extra 2, 1/n, a mean for a sum)")
+        elif np.isfinite(r.constant_ratio) and abs(r.constant_ratio - 1) > 1e-9:
+            line += (f"; every entry of {r.name} is off by the same factor {r.constant_ratio:.6g} "
+                     "(a constant in the formula)")
         return line
 
     def __str__(self):
