@@ -212,6 +212,20 @@ def test_a_layer_computing_in_float32_is_told_to_use_float64(tmp_path, capsys):
     assert 'dtype="float64"' in err and "kink" not in err
 
 
+def test_a_layer_rounding_to_float32_inside_is_told_to_use_float64_not_blamed_on_kinks(tmp_path, capsys):
+    hidden = """
+        class Hidden32:
+            def forward(self, X):
+                self.Y = np.tanh(X.astype(np.float32)).astype(np.float64)   # float64 outside only
+                return self.Y
+            def backward(self, dY):
+                return dY * (1 - self.Y ** 2)
+    """
+    status, out, err = check(tmp_path, capsys, hidden, "Hidden32")
+    assert status == 2, out
+    assert "float32 somewhere inside" in err and 'dtype="float64"' in err and "kink" not in err
+
+
 def test_a_float32_model_is_told_to_use_float64():
     layer = npae.Dense(3, 2, "tanh", seed=0, dtype="float32")
     with pytest.raises(TypeError, match='dtype="float64"'):

@@ -60,6 +60,7 @@ __all__ = ["gradcheck", "first_calls", "straddles_kink", "rounding_floor", "requ
 DEFAULT_STEP = 1e-5          # the step h of every entry point: npae.gradcheck*, npae check, npae gradcheck
 RTOL = 1e-6                  # relative tolerance, never loosened to pass
 TINY = 1e-12
+TINY_STEP = 1e-10            # a move of θ_i float64 resolves and float32 does not
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
@@ -127,7 +128,8 @@ def gradcheck(fn, params, *, eps=DEFAULT_STEP, n_entries=None, seed=0, rtol=RTOL
         flat_indices = np.arange(p.size)
         if n_entries is not None and n_entries < p.size:
             flat_indices = np.sort(rng.choice(p.size, size=n_entries, replace=False))
-        rows.append(_check_array(fn, name, p, analytic[name], flat_indices, eps, loss0, atol, rtol))
+        rows.append(_check_array(fn, name, p, analytic[name], flat_indices, eps, loss0, atol, rtol,
+                                 scale))
     return GradcheckReport(rows, eps, atol=atol, rtol=rtol, loss_scale=scale)
 
 
@@ -243,7 +245,7 @@ def _call(fn, params):
     return loss, copies
 
 
-def _check_array(fn, name, p, analytic, flat_indices, eps, loss0, atol, rtol):
+def _check_array(fn, name, p, analytic, flat_indices, eps, loss0, atol, rtol, scale):
     """Finite differences at each of ``flat_indices`` of ``p``, reduced to one :class:`ParamCheck`."""
     n_failed = n_kinks = n_below_floor = 0
     max_rel = max_abs = 0.0
@@ -262,6 +264,13 @@ def _check_array(fn, name, p, analytic, flat_indices, eps, loss0, atol, rtol):
         if abs(numeric) > 10 * atol:
             ratios.append(a / numeric)
         failed = not abs_err <= bound                    # NaN fails
+        if failed and rounds_its_inputs(fn, p, index, numeric, loss0, scale):
+            raise CannotCheck(
+                f"the loss does not move at all when {name}{list(map(int, index))} moves by "
+                f"{TINY_STEP:g}, though its slope there is {numeric:.3g}: the computation rounds its "
+                "inputs to a lower precision (float32 somewhere inside), so finite differences "
+                "measure that rounding; compute in float64 throughout: build it with "
+                "dtype=\"float64\", and no .astype(np.float32)")
         if failed and straddles_kink(fn, p, index, eps, loss_minus, loss0, loss_plus, atol):
             n_kinks += 1
             continue
@@ -296,6 +305,20 @@ def _losses_at(fn, p, index, steps):
     finally:
         p[index] = original
     return losses
+
+
+def rounds_its_inputs(fn, p, index, numeric, loss0, scale):
+    """Is L blind to a tiny move of θ_i that float64 would see?
+
+    Moving θ_i by δ = 10⁻¹⁰ (1 + |θ_i|) should move L by about n·δ.  When that is a thousand
+    ulps of L's scale or more, a float64 computation cannot miss it; one that rounds θ to
+    float32 (resolution 10⁻⁷) returns exactly the same L on both sides.
+    """
+    step = TINY_STEP * (1 + abs(float(p[index])))
+    if not (np.isfinite(numeric) and abs(numeric) * step > 1000 * FLOAT64_EPS * max(scale, TINY)):
+        return False
+    plus, minus = _losses_at(fn, p, index, (step, -step))
+    return plus == loss0 and minus == loss0
 
 
 def straddles_kink(fn, p, index, eps, loss_minus, loss0, loss_plus, atol=0.0):
