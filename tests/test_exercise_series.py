@@ -170,3 +170,21 @@ def test_the_first_loss_of_a_fresh_model_is_near_d_log_2():
     assert loss == pytest.approx(6 * np.log(2), rel=0.01)
     assert solutions.BCEWithLogits().loss_and_grads(np.zeros((2, 64)), X[:2, :1].repeat(64, 1))[0] == \
         pytest.approx(64 * np.log(2))
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_a_completed_stub_also_passes_npae_check_on_its_own(tmp_path, capsys, name):
+    # the stub's class attributes (shapes, domains, fixed inputs) say what `npae check` needs
+    exercise = get(name)
+    assert run(capsys, "start", name, tmp_path)[0] == 0
+    path = tmp_path / f"{name}.py"
+    for cls in exercise.classes:
+        path.write_text(path.read_text() + f"\n\nclass {cls}({cls}, solutions.{cls}):\n"
+                        "    forward = getattr(solutions." + cls + ", 'forward', None)\n"
+                        "    backward = getattr(solutions." + cls + ", 'backward', None)\n"
+                        "    loss_and_grads = getattr(solutions." + cls + ", 'loss_and_grads', None)\n")
+    path.write_text("from npae.exercises import solutions\n" + path.read_text())
+    for cls in exercise.classes:
+        status = main(["check", f"{path}:{cls}"])
+        out = capsys.readouterr().out
+        assert status == 0, out

@@ -26,6 +26,8 @@ missing or extra factor, never noise."""
 STUBS["dense"] = '''class Dense:
     """Y = X W + b; W (4, 4), b (4,).  Complete forward and backward."""
 
+    input_shapes = [(5, 4)]              # X: 5 rows of 4 features
+
     def __init__(self):
         rng = np.random.default_rng(0)
         self.params = {"W": rng.normal(scale=0.5, size=(4, 4)), "b": rng.normal(size=4)}
@@ -104,6 +106,7 @@ STUBS["bce_logits"] = '''class BCEWithLogits:
     """L = (1/n) Σ_ij [max(t, 0) − x t + log(1 + e^{−|t|})];  dL/dt = (σ(t) − x) / n."""
 
     input_domains = ["real", "probability"]
+    fixed_inputs = ["x"]                 # data: no gradient for it
 
     def loss_and_grads(self, logits, x):
         loss = 0.0                       # TODO
@@ -124,6 +127,8 @@ d times Keras' mse."""
 
 STUBS["squared_error"] = '''class SquaredError:
     """L = (1/n) Σ (x̂ − x)²;  dL/dx̂ = 2 (x̂ − x) / n."""
+
+    fixed_inputs = ["x"]                 # data: no gradient for it
 
     def loss_and_grads(self, prediction, x):
         loss = 0.0                              # TODO
@@ -149,6 +154,7 @@ STUBS["gaussian_nll"] = '''class GaussianNLL:
     """x, mu (n, d); logvar (d,), broadcast over the rows."""
 
     input_shapes = [(5, 3), (5, 3), (3,)]
+    fixed_inputs = ["x"]                 # data: no gradient for it
 
     def loss_and_grads(self, x, mu, logvar):
         loss = 0.0                       # TODO
