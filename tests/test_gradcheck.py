@@ -468,3 +468,45 @@ def test_the_docstring_examples_run(module):
     import importlib
     failures, tried = doctest.testmod(importlib.import_module(module))
     assert tried and not failures
+
+
+class Stateful:
+    """y = x ⊙ w with one of two classic reentrancy bugs in its bookkeeping."""
+
+    def __init__(self, bug):
+        self.params = {"w": np.array([0.5, -1.5, 2.0])}
+        self.grads = {"w": np.zeros(3)}
+        self.bug, self.X = bug, None
+
+    def forward(self, X):
+        if self.bug != "stale cache" or self.X is None:
+            self.X = X
+        return X * self.params["w"]
+
+    def backward(self, dY):
+        if self.bug == "accumulates":
+            self.grads["w"] += (dY * self.X).sum(axis=0)
+        else:
+            self.grads["w"] = (dY * self.X).sum(axis=0)
+        return dY * self.params["w"]
+
+
+@pytest.mark.parametrize("bug, message", [("accumulates", r"'w' grows by the same amount"),
+                                          ("stale cache", "fresh copy")])
+def test_gradcheck_layer_catches_state_kept_between_calls(bug, message):
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    with pytest.raises(WrongGradients, match=message):
+        gradcheck_layer(Stateful(bug), X)
+    assert gradcheck_layer(Stateful(None), X).passed
+
+
+def test_gradients_that_change_after_other_points_were_visited_are_named():
+    w = np.array([1.0, -2.0])
+    calls = []
+
+    def fn():                                   # right for the first three calls, then drifts
+        calls.append(1)
+        return float(w @ w), {"w": 2 * w + (len(calls) > 3) * 1.0}
+
+    with pytest.raises(WrongGradients, match="after the finite differences"):
+        gradcheck(fn, {"w": w})

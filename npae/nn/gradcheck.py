@@ -130,6 +130,13 @@ def gradcheck(fn, params, *, eps=DEFAULT_STEP, n_entries=None, seed=0, rtol=RTOL
             flat_indices = np.sort(rng.choice(p.size, size=n_entries, replace=False))
         rows.append(_check_array(fn, name, p, analytic[name], flat_indices, eps, loss0, atol, rtol,
                                  scale))
+    _, again = _call(fn, params)      # after calls at many other points: the same gradients?
+    changed = [name for name in params if not _same(analytic[name], again[name], nondet_tol)]
+    if changed:
+        raise WrongGradients(
+            f"after the finite differences (calls at other points), fn returns other gradients for "
+            f"{', '.join(map(repr, changed))} at the same point as before: backward keeps state "
+            "from earlier calls (a cache, an accumulator); it must depend only on this call")
     return GradcheckReport(rows, eps, atol=atol, rtol=rtol, loss_scale=scale)
 
 
