@@ -13,6 +13,7 @@ import numpy as np
 
 from ..exercises.series import SERIES, get
 from ..nn.gradcheck import DEFAULT_STEP
+from ..nn.gradcheck_report import ratio_words
 from .check import build, check_built, kind_of, load_class, one_line, params_to_float64
 
 FORWARD_RTOL, FORWARD_ATOL = 1e-9, 1e-12
@@ -119,10 +120,14 @@ def _forward_values(student, reference, exercise):
     if not np.allclose(got, expected, rtol=FORWARD_RTOL, atol=FORWARD_ATOL):
         off = np.abs(got - expected) / np.maximum(np.abs(expected), FORWARD_ATOL)
         worst = np.unravel_index(np.argmax(off), np.shape(off)) if np.ndim(off) else ()
+        ratios = got / np.where(expected == 0, np.nan, expected)
+        factor = ratio_words(float(np.nanmean(ratios))) if np.nanmax(ratios) - np.nanmin(ratios) \
+            <= 1e-9 * abs(np.nanmean(ratios)) else None
         print(f"forward values: FAIL — {what} is off by {off[worst]:.3g} (relative) at "
               f"{list(worst) if worst else 'the value'} for the fixed inputs ({at}); yours is "
-              f"{got[worst]:.8g}.  Finite differences cannot see a wrong value whose gradient "
-              "matches it: compare your formula with the statement's")
+              f"{got[worst]:.8g}" + (f", {factor} times the right value" if factor else "") +
+              ".  Finite differences cannot see a wrong value whose gradient matches it: compare "
+              "your formula with the statement's")
         return False
     print(f"forward values: ok — {what} matches npae's reference at the fixed inputs ({at})")
     return True
