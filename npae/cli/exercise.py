@@ -106,7 +106,8 @@ def _forward_values(student, reference, exercise):
         print(f"forward values: FAIL — {name} is not finished (NotImplementedError)")
         return False
     except Exception as exc:
-        raise ValueError(f"{name} raised {type(exc).__name__} at the fixed inputs: {one_line(exc)}") from None
+        raise ValueError(f"{name} raised {type(exc).__name__} at the fixed inputs: "
+                         f"{one_line(exc)}") from None
     what = "Y = forward(...)" if exercise.kind == "layer" else "the loss"
     at = ", ".join(f"{k} {np.shape(v)}" for k, v in inputs.items())
     if np.shape(got) != np.shape(expected):

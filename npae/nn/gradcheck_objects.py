@@ -29,7 +29,8 @@ DOMAINS = ("real", "positive", "probability")
 
 
 def draw(shape, domain, rng):
-    """An input of ``shape`` from ``domain``: real N(0, 1), positive e^{N(0, ½²)}, probability U(0.05, 0.95).
+    """An input of ``shape`` from ``domain``: real N(0, 1), positive e^{N(0, ½²)}, probability
+    U(0.05, 0.95).
 
     The margins keep θ ± h inside the domain for any step h < 0.05."""
     if domain == "real":
@@ -168,7 +169,8 @@ def _unchanged(before, arrays, what):
 
 
 def _layer_call(layer, inputs, wrt, dY):
-    """forward, backward: (Σ Y ⊙ dY, gradients of the inputs in ``wrt`` and of the params, Σ |Y ⊙ dY|)."""
+    """forward, then backward: (Σ Y ⊙ dY, the gradients of the inputs in ``wrt`` and of the
+    params, Σ |Y ⊙ dY|)."""
     name = type(layer).__name__
     Y = layer.forward(*inputs.values())
     if not isinstance(Y, np.ndarray):
@@ -203,7 +205,12 @@ def _layer_call(layer, inputs, wrt, dY):
 def _loss_call(obj, inputs, wrt):
     """loss_and_grads: (loss, gradients keyed by input and parameter name, None)."""
     name = type(obj).__name__
-    loss, returned = obj.loss_and_grads(*inputs.values())
+    result = obj.loss_and_grads(*inputs.values())
+    if not (isinstance(result, tuple) and len(result) == 2):
+        length = f" of {len(result)}" if isinstance(result, tuple) else ""
+        raise WrongGradients(f"{name}.loss_and_grads must return the pair (loss, grads), got "
+                             f"{type(result).__name__}{length}")
+    loss, returned = result
     params = getattr(obj, "params", None) or {}
     if isinstance(returned, dict):
         grads = dict(returned)

@@ -100,7 +100,8 @@ class GradcheckReport:
         raise KeyError(name)
 
     def tolerance_line(self):
-        return (f"tolerance |a − n| ≤ atol + rtol·|n|: rtol = {self.rtol:g}, atol = {self.atol:.2g}, the "
+        return (f"tolerance |a − n| ≤ atol + rtol·|n|: rtol = {self.rtol:g}, "
+                f"atol = {self.atol:.2g}, the "
                 f"rounding floor {ROUNDING_ULPS}·ε·|L|/h of a loss of scale |L| = {self.loss_scale:.4g}")
 
     def explain(self):
