@@ -147,13 +147,15 @@ def test_a_nan_loss_names_the_input_domain(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("step", [None, 1e-6], ids=["default h", "h=1e-6"])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_a_correct_vae_on_the_digits_passes_at_the_default_step(activation):
+def test_a_correct_vae_on_the_digits_passes_at_the_default_step_and_at_1e_6(activation, step):
     X, _ = npae.datasets.load_digits()
     vae = npae.VAE(64, hidden=(16,), latent=2, activation=activation, dtype="float64", seed=0)
     eps = np.random.default_rng(0).standard_normal((4, 2))
     Xd = X[:4].astype(np.float64)
-    report = npae.gradcheck(lambda: vae.loss_and_grads(Xd, eps=eps), vae.params, n_entries=200)
+    steps = {} if step is None else {"eps": step}
+    report = npae.gradcheck(lambda: vae.loss_and_grads(Xd, eps=eps), vae.params, n_entries=200, **steps)
     summary = next(line for line in str(report).splitlines() if line.startswith("max relative error"))
     assert summary.endswith(": good"), report
     assert report.passed
