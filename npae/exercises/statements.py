@@ -20,8 +20,8 @@ X is (n, d_in), W is (d_in, d_out), b is (d_out,).  Given the upstream gradient 
 W is square here on purpose: a transposed dW, (Xᵀ dY)ᵀ, has the right shape, so only the
 numbers can tell.  The checker draws dY independently of X and reports analytic/numeric for
 the worst entry.  What you should see: every row of the table "good".  If db reads as a
-mean (Σ/n) you will see analytic/numeric = 1/n at every entry of b: a constant ratio is a
-missing or extra factor, never noise."""
+mean (Σ/n) you will see analytic/numeric = 1/n at every entry of b (1/5: X has 5 rows
+here): a constant ratio is a missing or extra factor, never noise."""
 
 STUBS["dense"] = '''class Dense:
     """Y = X W + b; W (4, 4), b (4,).  Complete forward and backward."""
@@ -100,7 +100,7 @@ log(1 + e^{−|t|}) never overflows.  The forward value is graded at logits up t
 
 What you should see: at t = 0, σ = ½ and L = d·log 2 whatever x is — the first loss of a
 fresh VAE on 64 pixels is near 64 log 2 ≈ 44.4 nats.  A gradient missing the 1/n reads
-analytic/numeric = n (the checker names the constant factor)."""
+analytic/numeric = n at every entry (4 here: the checker names the constant factor)."""
 
 STUBS["bce_logits"] = '''class BCEWithLogits:
     """L = (1/n) Σ_ij [max(t, 0) − x t + log(1 + e^{−|t|})];  dL/dt = (σ(t) − x) / n."""
@@ -122,7 +122,7 @@ For a prediction x̂ (n, d) of x (n, d), summed over features, averaged over row
 
 ``loss_and_grads(prediction, x)`` returns (L, dprediction).  What you should see: "good".
 Forget the 2 of the power rule and every entry reads analytic/numeric = 1/2; forget the
-1/n and it reads n.  Note that npae sums over features where Keras averages: npae's value is
+1/n and it reads n (4 here).  Note that npae sums over features where Keras averages: npae's value is
 d times Keras' mse."""
 
 STUBS["squared_error"] = '''class SquaredError:
