@@ -124,11 +124,14 @@ def run_check(target, *, shapes=None, h=DEFAULT_STEP, seed=0):
     return check_built(obj, names, shapes, domains, wrt, h=h, seed=seed, source=source)
 
 
-def check_built(obj, names, shapes, domains, wrt, *, h=DEFAULT_STEP, seed=0, source=None, inputs=None):
+def check_built(obj, names, shapes, domains, wrt, *, h=DEFAULT_STEP, seed=0, source=None, inputs=None,
+                words=("PASS:", "FAIL:")):
     """Check ``obj`` at inputs drawn from ``domains`` (or the given ``inputs``); print; return 0/1.
 
     The finite-difference verdict (1 for a wrong gradient) or the structural mistake found
-    before it; ValueError (exit 2) when the object cannot be checked."""
+    before it; ValueError (exit 2) when the object cannot be checked.  ``words`` begin the
+    last line (a grader calls this one part of its grade)."""
+    passed, failed = words
     name, kind = type(obj).__name__, kind_of(type(obj))
     kind = "model" if kind == "loss" and getattr(obj, "params", None) else kind
     converted = params_to_float64(obj)
@@ -144,22 +147,23 @@ def check_built(obj, names, shapes, domains, wrt, *, h=DEFAULT_STEP, seed=0, sou
         report = check_object(obj, "layer" if kind == "layer" else "loss", inputs, wrt,
                               second=second, upstream=upstream, eps=float(h), seed=seed)
     except WrongGradients as exc:
-        print(f"FAIL: {name}: {one_line(exc)}")
+        print(f"{failed} {name}: {one_line(exc)}")
         return 1
     except CannotCheck as exc:
         raise ValueError(f"cannot check {name}: {one_line(exc)}") from None
     except NotImplementedError as exc:
-        print(f"FAIL: {name} is not finished: a method raised NotImplementedError"
+        print(f"{failed} {name} is not finished: a method raised NotImplementedError"
               + (f" ({one_line(exc)})" if str(exc) else ""))
         return 1
     except Exception as exc:
         raise ValueError(f"checking {name} failed: {type(exc).__name__}: {one_line(exc)}") from None
     print(report)
     if report.passed:
-        print(f"\nverdict: {report.verdict}\nPASS: the gradients of {name} agree with finite differences")
+        print(f"\nverdict: {report.verdict}\n{passed} the gradients of {name} agree with finite "
+              "differences")
         return 0
     bad = ", ".join(r.name for r in report.rows if r.n_failed)
-    print(f"\nverdict: {report.verdict}\nFAIL: the gradients of {name} disagree with finite "
+    print(f"\nverdict: {report.verdict}\n{failed} the gradients of {name} disagree with finite "
           f"differences in {bad}")
     return 1
 
