@@ -19,7 +19,8 @@ from .models.saving import load, save
 from .models.vae import VAE
 from .nn import activations, losses
 from .training import signals
-from .nn.gradcheck import gradcheck, gradcheck_layer
+from .nn.gradcheck import gradcheck
+from .nn.gradcheck_objects import gradcheck_layer
 from .nn.layers import Dense, Sequential
 from .nn.optim import SGD, Adam
 

@@ -17,13 +17,15 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "npae"
 HOUSE = [
     ("checks", [{"checks"}]),                                             # validation and seeds
     ("files", [{"atomic"}, {"archive", "model_records"}]),
-    ("nn", [{"activations", "buffers", "optim", "gradcheck"}, {"layers", "losses"}]),
+    ("nn", [{"activations", "buffers", "optim", "gradcheck_report"}, {"layers", "losses", "gradcheck"},
+            {"gradcheck_objects"}]),
     ("data", [{"columns", "batches", "dask_arrays"}, {"datasets"}]),
     ("training", [{"signals", "progress", "team", "state"}, {"step", "checkpoints"}, {"loop"}]),
     ("models", [{"conventions"}, {"fitting", "inference"}, {"estimator", "vae_evaluation"},
                 {"autoencoder", "vae"}, {"saving"}]),
     ("pictures", [{"png", "font"}, {"plots"}, {"model_pictures"}]),
-    ("cli", [{"check"}, {"commands"}, {"parser"}]),
+    ("exercises", [{"solutions", "statements"}, {"series"}]),
+    ("cli", [{"check"}, {"commands", "exercise"}, {"parser"}]),
 ]
 PACKAGES = [package for package, _ in HOUSE]
 RANK = {}  # dotted module name (under npae) -> (package's rank, floor in the package)

@@ -12,10 +12,13 @@ whose backward pass, given dY = ∂L/∂Y, is
 
 ``Good`` writes all three correctly.  ``Buggy`` forgets the 2 of the power
 rule in ∂L/∂X, the most common slip there is; the checker's table shows the
-X row wrong (relative error |x − 2x| / (|x| + |2x|) = 1/3) while γ and β pass:
+X row wrong (relative error |x − 2x| / (|x| + |2x|) = 1/3, analytic/numeric = 1/2 at
+every entry) while γ and β pass:
 
     python -m npae check examples/exercises/my_layers.py:Good     # PASS, exit 0
     python -m npae check examples/exercises/my_layers.py:Buggy    # FAIL, exit 1
+
+The graded series of exercises is ``python -m npae exercise list`` (see README.md here).
 """
 
 import numpy as np

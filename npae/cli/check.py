@@ -1,37 +1,43 @@
 """Check a layer or a loss you wrote yourself: ``python -m npae check FILE.py:ClassName``.
 
-The file is loaded as a module, the class built with no arguments, and its
-hand-written gradients compared with central finite differences in float64
-(:mod:`npae.gradcheck`).  Two kinds of class are understood:
+The file is loaded as a module, the class built with no arguments, and its hand-written
+gradients compared with central finite differences in float64 (:mod:`npae.nn.gradcheck`,
+:mod:`npae.nn.gradcheck_objects`).  Three kinds of class are understood:
 
-* a **layer**: ``forward(X) -> Y`` and ``backward(dY) -> dX``, with optional
-  dicts ``params`` and ``grads`` (same keys; ``backward`` fills ``grads``).
-  For a random upstream dY the checked scalar is ``L = Σ Y ⊙ dY``, whose
-  gradient is exactly what ``backward(dY)`` must return (and store).
-* a **loss**: ``loss_and_grads(*inputs) -> (loss, grads)``, ``grads`` holding
-  the gradient of the scalar loss for each input, in its shape: a tuple or
-  list in argument order, a dict keyed by argument name, or one bare array.
+* a **layer**: ``forward(X) -> Y`` and ``backward(dY) -> dX``, with optional dicts ``params``
+  and ``grads`` (same keys; ``backward`` sets ``grads``).  For an upstream dY drawn
+  independently of X the checked scalar is ``L = Σ Y ⊙ dY``, whose gradient is exactly what
+  ``backward(dY)`` must return.  ``forward(mu, logvar, eps)`` with several inputs returns a
+  tuple of their gradients from ``backward``.
+* a **loss**: ``loss_and_grads(*inputs) -> (loss, grads)``, ``grads`` holding the gradient of
+  the scalar loss for each input, in its shape: a tuple or list in argument order, a dict
+  keyed by argument name, or one bare array.
+* a **model**: a loss with a dict ``params``; ``grads`` is then a dict that also holds a
+  gradient for each parameter.
 
-Inputs are standard-normal draws, shaped by the ``--shape`` flags, else by a
-class attribute ``input_shapes = [(4, 3), ...]``, else (4, 3) per argument.
-The verdict is CS231n's: relative error ≤ 1e-7 good, up to 1e-4 acceptable
-only next to a kink (relu at 0, |x| at 0), above 1e-2 wrong.  ``run_check``
-passes (returns 0) at ≤ 1e-6, or at ≤ 1e-4 when the checker saw a kink.
+Optional class attributes: ``input_shapes = [(4, 3), ...]`` (else ``--shape``, else (4, 3));
+``input_domains = ["real", "positive", "probability"]``, one per input (default "real":
+standard normal; "positive": e^{N(0, ½²)}; "probability": inside (0.05, 0.95)); and
+``fixed_inputs = ["eps"]``, inputs that are data, not differentiated.
+
+Exit status: 0 every entry agrees (or disagrees only at a kink); 1 a gradient is wrong —
+finite differences disagree, or it accumulates, depends on an earlier call, is missing, has
+the wrong shape, or the code changes its input in place; 2 the class cannot be checked — it
+cannot be loaded or built, raises, is not deterministic, computes in float32, or its loss is
+not finite at inputs from the declared domains.
 """
 
 import importlib.util
 import inspect
 import os
 import sys
-import warnings
 
 import numpy as np
 
-from ..nn.gradcheck import gradcheck, gradcheck_layer, verdict
+from ..nn.gradcheck import DEFAULT_STEP, CannotCheck, WrongGradients
+from ..nn.gradcheck_objects import DOMAINS, check_object, draw_inputs
 
 DEFAULT_SHAPE = (4, 3)
-SMOOTH_TOL = 1e-6   # pass for a smooth function
-KINK_TOL = 1e-4     # pass only when finite differences straddled a kink
 
 
 def load_class(target):
@@ -52,111 +58,133 @@ def load_class(target):
     except Exception as exc:  # SyntaxError included
         sys.modules.pop(module_name, None)
         why = (f"line {exc.lineno}: syntax error: {exc.msg}" if isinstance(exc, SyntaxError)
-               else f"importing it raised {type(exc).__name__}: {_one_line(exc)}")
+               else f"importing it raised {type(exc).__name__}: {one_line(exc)}")
         raise ValueError(f"{path}, {why}") from None
     cls = getattr(module, name, None)
     if not inspect.isclass(cls):
         found = sorted(k for k, v in vars(module).items()
                        if inspect.isclass(v) and v.__module__ == module_name)
         raise ValueError(f"{path} has no class {name!r} (classes there: {', '.join(found) or 'none'})")
-    if _kind(cls) is None:
+    if kind_of(cls) is None:
         raise ValueError(f"{name} has neither forward + backward (a layer) nor loss_and_grads (a loss)")
     return cls
 
 
-def run_check(target, *, shapes=None, h=1e-6, seed=0):
-    """Gradient-check ``FILE.py:ClassName``; print the table and the verdict; return 0 or 1.
-
-    ``shapes``: input shapes (list of tuples) overriding the class's
-    ``input_shapes``; ``h``: the finite-difference step; ``seed``: of the inputs,
-    the upstream gradient and the class's own ``numpy.random`` draws.
-    Raises ValueError for a target that cannot be loaded, built or run.
-    """
-    cls = load_class(target)
-    name, kind = cls.__name__, _kind(cls)
-    np.random.seed(seed)  # a class drawing its parameters from np.random gets the same ones each run
-    try:
-        obj = cls()
-    except Exception as exc:
-        raise ValueError(f"{name}() failed ({type(exc).__name__}: {_one_line(exc)}); "
-                         "the class needs a constructor that takes no arguments") from None
-    names = ["X"] if kind == "layer" else _argument_names(obj.loss_and_grads)
-    shapes = shapes or getattr(cls, "input_shapes", None) or [DEFAULT_SHAPE] * len(names)
-    shapes = [tuple(s) for s in shapes]
-    if len(shapes) != len(names):
-        raise ValueError(f"{name} takes {len(names)} input(s) ({', '.join(names)}), "
-                         f"but {len(shapes)} shape(s) were given")
-    rng = np.random.default_rng(seed)
-    inputs = {n: rng.standard_normal(s) for n, s in zip(names, shapes)}
-    described = ", ".join(f"{n} {s}" for n, s in zip(names, shapes))
-    print(f"checking {name} ({kind}) from {target.rpartition(':')[0]}: inputs {described}, "
-          f"float64, central differences with h = {h:g}\n")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # kinks are reported below, not as a warning
-        try:
-            if kind == "layer":
-                _params_to_float64(obj)
-                report = gradcheck_layer(obj, inputs["X"], eps=float(h), seed=seed)
-            else:
-                report = gradcheck(lambda: _loss_and_named_grads(obj, inputs, names), inputs,
-                                   eps=float(h), seed=seed)
-        except Exception as exc:
-            raise ValueError(f"checking {name} failed: {type(exc).__name__}: {_one_line(exc)}") from None
-    print(report)
-    worst = max(report.rows, key=lambda r: r.max_rel_error)
-    kinks = sum(r.n_kinks for r in report.rows)
-    passed = worst.max_rel_error <= (KINK_TOL if kinks else SMOOTH_TOL)
-    bad = ", ".join(r.name for r in report.rows if r.max_rel_error > SMOOTH_TOL)
-    print(f"\nverdict: {verdict(worst.max_rel_error)} (worst: {worst.name} at {worst.worst_index}, "
-          f"analytic {worst.analytic:.6g}, numeric {worst.numeric:.6g})"
-          + (f"; {kinks} checked entries straddle a kink" if kinks else ""))
-    print(f"PASS: the gradients of {name} agree with finite differences" if passed
-          else f"FAIL: the gradients of {name} disagree with finite differences in {bad}")
-    return 0 if passed else 1
-
-
-def _kind(cls):
+def kind_of(cls):
+    """"layer", "loss", or None."""
     if callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None)):
         return "layer"
     return "loss" if callable(getattr(cls, "loss_and_grads", None)) else None
 
 
-def _argument_names(method):
-    """Names of the required positional arguments of a bound ``loss_and_grads``."""
+def build(cls, seed=0):
+    """``cls()``, with ``np.random`` seeded so a class drawing from it gets the same numbers."""
+    np.random.seed(seed)
+    try:
+        return cls()
+    except Exception as exc:
+        raise ValueError(f"{cls.__name__}() failed ({type(exc).__name__}: {one_line(exc)}); "
+                         "the class needs a constructor that takes no arguments") from None
+
+
+def input_names(obj):
+    """The required positional arguments of ``forward`` (a layer) or ``loss_and_grads``."""
+    method = obj.forward if kind_of(type(obj)) == "layer" else obj.loss_and_grads
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     names = [p.name for p in inspect.signature(method).parameters.values()
              if p.kind in kinds and p.default is inspect.Parameter.empty]
     if not names:
-        raise ValueError("loss_and_grads must take its inputs as positional arguments")
+        raise ValueError(f"{method.__name__} must take its inputs as positional arguments")
     return names
 
 
-def _params_to_float64(layer):
-    """Finite differences need float64: convert the layer's params and grads in place."""
+def run_check(target, *, shapes=None, h=DEFAULT_STEP, seed=0):
+    """Gradient-check ``FILE.py:ClassName``; print the table and the verdict; return 0 or 1.
+
+    ``shapes``: input shapes (list of tuples) overriding the class's ``input_shapes``; ``h``:
+    the finite-difference step; ``seed``: of the inputs, the upstream gradient, the second
+    point and the class's own ``numpy.random`` draws.  Raises ValueError (exit 2) for a class
+    that cannot be loaded, built, run or checked.
+    """
+    cls = load_class(target)
+    obj = build(cls, seed)
+    names = input_names(obj)
+    shapes = [tuple(s) for s in (shapes or getattr(cls, "input_shapes", None)
+                                 or [DEFAULT_SHAPE] * len(names))]
+    if len(shapes) != len(names):
+        raise ValueError(f"{cls.__name__} takes {len(names)} input(s) ({', '.join(names)}), "
+                         f"but {len(shapes)} shape(s) were given")
+    domains = list(getattr(cls, "input_domains", None) or ["real"] * len(names))
+    if len(domains) != len(names) or any(d not in DOMAINS for d in domains):
+        raise ValueError(f"{cls.__name__}.input_domains must list one of {', '.join(DOMAINS)} for "
+                         f"each of its {len(names)} input(s) ({', '.join(names)}), got {domains}")
+    fixed = list(getattr(cls, "fixed_inputs", None) or [])
+    wrt = [n for n in names if n not in fixed]
+    source = str(target).rpartition(":")[0]
+    return check_built(obj, names, shapes, domains, wrt, h=h, seed=seed, source=source)
+
+
+def check_built(obj, names, shapes, domains, wrt, *, h=DEFAULT_STEP, seed=0, source=None, inputs=None,
+                words=("PASS:", "FAIL:")):
+    """Check ``obj`` at inputs drawn from ``domains`` (or the given ``inputs``); print; return 0/1.
+
+    The finite-difference verdict (1 for a wrong gradient) or the structural mistake found
+    before it; ValueError (exit 2) when the object cannot be checked.  ``words`` begin the
+    last line (a grader calls this one part of its grade)."""
+    passed, failed = words
+    name, kind = type(obj).__name__, kind_of(type(obj))
+    kind = "model" if kind == "loss" and getattr(obj, "params", None) else kind
+    converted = params_to_float64(obj)
+    drawn, second, upstream = draw_inputs(names, shapes, domains, seed)
+    inputs = drawn if inputs is None else inputs
+    described = ", ".join(f"{n} {s} {d}" + ("" if n in wrt else " (fixed)")
+                          for n, s, d in zip(names, shapes, domains))
+    print(f"checking {name} ({kind})" + (f" from {source}" if source else "") +
+          f": inputs {described}; float64, central differences with h = {h:g}"
+          + (f"\n(the parameters {', '.join(converted)} were converted to float64)" if converted else "")
+          + "\n")
+    try:
+        report = check_object(obj, "layer" if kind == "layer" else "loss", inputs, wrt,
+                              second=second, upstream=upstream, eps=float(h), seed=seed)
+    except WrongGradients as exc:
+        print(f"{failed} {name}: {one_line(exc)}")
+        return 1
+    except CannotCheck as exc:
+        raise ValueError(f"cannot check {name}: {one_line(exc)}") from None
+    except NotImplementedError as exc:
+        print(f"{failed} {name} is not finished: a method raised NotImplementedError"
+              + (f" ({one_line(exc)})" if str(exc) else ""))
+        return 1
+    except Exception as exc:
+        raise ValueError(f"checking {name} failed: {type(exc).__name__}: {one_line(exc)}") from None
+    print(report)
+    if report.passed:
+        print(f"\nverdict: {report.verdict}\n{passed} the gradients of {name} agree with finite "
+              "differences")
+        return 0
+    bad = ", ".join(r.name for r in report.rows if r.n_failed)
+    print(f"\nverdict: {report.verdict}\n{failed} the gradients of {name} disagree with finite "
+          f"differences in {bad}")
+    return 1
+
+
+def params_to_float64(obj):
+    """Finite differences need float64: convert the object's params and grads in place; return
+    the names converted (an attribute aliasing ``params["W"]``, like ``self.W``, follows it)."""
+    converted = []
     for attr in ("params", "grads"):
-        arrays = getattr(layer, attr, None) or {}
+        arrays = getattr(obj, attr, None) or {}
         if not isinstance(arrays, dict):
-            raise ValueError(f"{type(layer).__name__}.{attr} must be a dict of name -> array")
+            raise ValueError(f"{type(obj).__name__}.{attr} must be a dict of name -> array")
         for key, value in list(arrays.items()):
             if not (isinstance(value, np.ndarray) and value.dtype == np.float64):
                 arrays[key] = np.array(value, dtype=np.float64)
-                for attr_name, attr_value in list(vars(layer).items()):
-                    if attr_value is value:  # self.W aliasing params["W"] follows it
-                        setattr(layer, attr_name, arrays[key])
+                converted += [key] if attr == "params" else []
+                for attr_name, attr_value in list(vars(obj).items()):
+                    if attr_value is value:
+                        setattr(obj, attr_name, arrays[key])
+    return converted
 
 
-def _loss_and_named_grads(obj, inputs, names):
-    """Call ``loss_and_grads`` and put its gradients in a dict keyed by argument name."""
-    loss, grads = obj.loss_and_grads(*inputs.values())
-    if isinstance(grads, dict):
-        return loss, grads
-    if isinstance(grads, np.ndarray) and len(names) == 1:
-        return loss, {names[0]: grads}
-    if isinstance(grads, (tuple, list)) and len(grads) == len(names):
-        return loss, dict(zip(names, grads))
-    raise ValueError(f"grads must be a tuple/list of {len(names)} arrays (one per input), "
-                     f"or a dict keyed by {names}")
-
-
-def _one_line(exc):
+def one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__

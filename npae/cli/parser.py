@@ -2,7 +2,7 @@
 
 Commands: ``train``, ``encode``, ``sample``, ``evaluate``, ``gradcheck``,
 ``filters``, ``interpolate`` and ``check`` (their bodies are in
-:mod:`npae.cli.commands`); ``python -m npae <command> --help`` describes each.
+:mod:`npae.cli.commands`), and ``exercise`` (:mod:`npae.cli.exercise`); ``python -m npae <command> --help`` describes each.
 Exit status: 0 done; 1 failed (a diverging run, an unwritable disk); 2 bad
 input, in one line naming the problem (never a traceback); 130 stopped by
 Ctrl-C and 143 by SIGTERM, after saving what the run had.
@@ -13,7 +13,8 @@ import signal
 import sys
 
 from ..training.signals import Terminated, terminate_cleanly
-from . import commands
+from ..nn.gradcheck import DEFAULT_STEP
+from . import commands, exercise
 from .commands import UsageError
 
 DEFAULT_OUT = "npae-out"
@@ -173,7 +174,10 @@ def make_parser():
     _add_model_flags(p)
     p.add_argument("--rows", type=_positive(int), default=4, help="rows of data (default 4)")
     p.add_argument("--entries", type=_positive(int), default=20, help="entries checked per array")
-    p.add_argument("--h", type=_positive(float), default=1e-5, help="finite-difference step")
+    p.add_argument("--h", type=_positive(float), default=DEFAULT_STEP,
+                   help=f"finite-difference step h of the central differences (default {DEFAULT_STEP:g}, "
+                        "as for check and npae.gradcheck); the --seed flag draws the rows' noise ε "
+                        "and the sample of entries")
     p.set_defaults(run=commands.gradient_check)
 
     p = sub.add_parser("filters", help="picture the first layer's weights (receptive fields)")
@@ -195,9 +199,27 @@ def make_parser():
     p.add_argument("target", metavar="FILE.py:ClassName")
     p.add_argument("--shape", type=_sizes, action="append", default=None,
                    help="input shape, e.g. 4,3 (repeat for several inputs)")
-    p.add_argument("--h", type=_positive(float), default=1e-6)
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--h", type=_positive(float), default=DEFAULT_STEP,
+                   help=f"finite-difference step h of the central differences (default {DEFAULT_STEP:g})")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the inputs, the upstream gradient dY and the second point, drawn "
+                        "from independent streams, and of the class's np.random draws (default 0)")
     p.set_defaults(run=commands.check)
+
+    p = sub.add_parser("exercise", help="graded exercises: the derivatives of a VAE, one at a time",
+                       description="list the exercises; start one (write a stub to complete); "
+                                   "check your solution (forward values, then gradients)")
+    steps = p.add_subparsers(dest="step", metavar="STEP", parser_class=_Parser, required=True)
+    s = steps.add_parser("list", help="the exercises in course order, one a line, name first")
+    s.set_defaults(run=exercise.list_exercises)
+    s = steps.add_parser("start", help="write NAME.py, the statement and a class to complete")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("folder", metavar="DIR", nargs="?", default=".", help="where (default: here)")
+    s.set_defaults(run=exercise.start)
+    s = steps.add_parser("check", help="grade FILE.py:Class: forward values, then gradients")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("target", metavar="FILE.py:Class")
+    s.set_defaults(run=exercise.check)
     return parser
 
 

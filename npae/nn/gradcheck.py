@@ -1,229 +1,344 @@
-"""The gradient checker: analytic gradients against central finite differences.
+"""The gradient checker: analytic gradients against central finite differences, entry by entry.
 
-For every checked entry θ_i of every parameter array,
+For every checked entry θ_i of every array, with a the analytic gradient,
 
 .. math::
 
-    n_i = [L(θ + h e_i) − L(θ − h e_i)] / 2h        (error O(h²))
+    n_i = [L(θ + h e_i) − L(θ − h e_i)] / 2h          (truncation error O(h² L‴))
 
-    rel_i = |a_i − n_i| / max(|a_i| + |n_i|, 10⁻¹²)
+    entry i passes  ⇔  |a_i − n_i| ≤ atol + rtol · |n_i|
 
-where ``a_i`` is the analytic gradient.  In float64 with h = 10⁻⁶ a correct
-gradient of a smooth loss gives rel ≲ 10⁻⁷ (CS231n's rule of thumb: ≤ 1e-7
-good; up to 1e-4 acceptable only next to a kink; above 1e-2 wrong).
+    rel_i = |a_i − n_i| / max(|a_i| + |n_i|, 10⁻¹²)   (reported)
 
-A *kink* — relu at 0, |x| at 0 — makes the two one-sided slopes
-``[L(θ + h e_i) − L(θ)] / h`` and ``[L(θ) − L(θ − h e_i)] / h`` disagree; the
-checker compares them and warns when a large error coincides with such a
-jump, since there the finite difference, not the gradient, is wrong.
+``rtol`` is 10⁻⁶ (every passing entry away from the floor has rel ≤ 10⁻⁶,
+CS231n's "good" zone) and is never loosened.  ``atol`` is the **rounding
+floor**: each evaluation of L in float64 is exact only to a few units in the
+last place of the scale S of L, so ``n_i`` carries a rounding error of about
+``ε·S/h`` whatever the gradient is.  The checker takes
 
-Use it on a whole model (``gradcheck(lambda: model.loss_and_grads(X), model.params)``)
-or on one layer of your own with :func:`gradcheck_layer`.
+    atol = 8 · ε · S / h  (+ nondet_tol / h)       ε = 2.2·10⁻¹⁶ (float64)
+
+(eight ulps of S in each of the two evaluations), reports it, and counts the
+entries that passed only because of it.  On a VAE (64-16-2, tanh) and four
+digits, |L| = 46.4: at the default h = 10⁻⁵ the floor is 8.2·10⁻⁹, eight times
+the largest |a − n| measured over all 2244 entries (1.0·10⁻⁹), and 6 entries
+need it; at h = 10⁻⁶ it is 8.2·10⁻⁸ and 78 entries do.  An entry below the
+floor cannot be resolved by any finite difference at that h, right or wrong.
+
+Before any finite difference the function is called at the same point twice:
+a loss that changes (fresh noise, a fresh dropout mask) raises
+:class:`CannotCheck` naming the fix; gradients that grow by the same amount at
+each call (``grads["W"] += …``) or that change, and an input array changed in
+place, raise :class:`WrongGradients`.  A loss that is NaN or infinite, or
+computed in float32, raises :class:`CannotCheck`.
+
+A *kink* (relu at 0) makes the one-sided slopes disagree by an amount that
+does not shrink with h; such an entry is excused, and only that entry (see
+:func:`straddles_kink`).  The report names the worst entry not at a kink, its
+ratio analytic / numeric (2, ½, −1 or 1/n read as the factor they are), and a
+verdict: good, ok only near a kink (only when a kink was found), suspect or
+wrong.
+
+Use it on a whole model, with its noise fixed, or on a layer or loss of your
+own with :mod:`npae.nn.gradcheck_objects`:
+
+>>> import numpy as np, npae
+>>> vae = npae.VAE(64, hidden=(8,), latent=2, dtype="float64", seed=0)
+>>> X = np.random.default_rng(0).uniform(size=(4, 64))
+>>> eps = vae.draw_noise(4, np.random.default_rng(1))          # the noise, fixed
+>>> npae.gradcheck(lambda: vae.loss_and_grads(X, eps=eps), vae.params, n_entries=5).passed
+True
 """
-
-import warnings
-from typing import NamedTuple
 
 import numpy as np
 
+from .gradcheck_report import ROUNDING_ULPS, GradcheckReport, ParamCheck, verdict
+
+__all__ = ["gradcheck", "first_calls", "straddles_kink", "rounding_floor", "require_float64",
+           "CannotCheck", "WrongGradients", "GradcheckReport", "ParamCheck", "verdict", "DEFAULT_STEP"]
+
+DEFAULT_STEP = 1e-5          # the step h of every entry point: npae.gradcheck*, npae check, npae gradcheck
+RTOL = 1e-6                  # relative tolerance, never loosened to pass
 TINY = 1e-12
-VERDICTS = ((1e-7, "good"), (1e-4, "ok only near a kink"), (1e-2, "suspect"), (np.inf, "wrong"))
+TINY_STEP = 1e-10            # a move of θ_i float64 resolves and float32 does not
+FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
-def verdict(rel_error):
-    """CS231n's reading of a relative error: good, ok only near a kink, suspect, wrong."""
-    for bound, word in VERDICTS:
-        if rel_error <= bound:
-            return word
-    return "wrong"  # NaN
+class CannotCheck(ValueError):
+    """The function cannot be checked as it stands: it is noisy, NaN, or not float64 (exit 2)."""
 
 
-class ParamCheck(NamedTuple):
-    """One parameter array's result: the worst entry over those checked."""
-
-    name: str
-    shape: tuple
-    n_checked: int
-    max_rel_error: float
-    max_abs_error: float
-    worst_index: tuple
-    analytic: float
-    numeric: float
-    n_kinks: int
+class WrongGradients(ValueError):
+    """A bug found without finite differences: gradients that accumulate, depend on an earlier
+    call, or have the wrong shape; a missing gradient; an input changed in place (exit 1)."""
 
 
-class GradcheckReport:
-    """The checker's result: ``max_rel_error`` over everything and one row per parameter."""
-
-    def __init__(self, rows, eps):
-        self.rows = list(rows)
-        self.eps = eps
-
-    @property
-    def max_rel_error(self):
-        return max((r.max_rel_error for r in self.rows), default=0.0)
-
-    def __getitem__(self, name):
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(name)
-
-    def __str__(self):
-        header = (f"{'parameter':<16} {'shape':<12} {'checked':>7} {'max rel err':>11} "
-                  f"{'max abs err':>11} {'worst at':<12} {'analytic':>11} {'numeric':>11}  verdict")
-        lines = [header, "-" * len(header)]
-        for r in self.rows:
-            note = verdict(r.max_rel_error) + (f" ({r.n_kinks} kink)" if r.n_kinks else "")
-            lines.append(
-                f"{r.name:<16} {str(r.shape):<12} {r.n_checked:>7} {r.max_rel_error:>11.2e} "
-                f"{r.max_abs_error:>11.2e} {str(r.worst_index):<12} {r.analytic:>11.4g} "
-                f"{r.numeric:>11.4g}  {note}")
-        lines.append(f"max relative error {self.max_rel_error:.2e} "
-                     f"(central differences, h = {self.eps:g}): {verdict(self.max_rel_error)}")
-        return "\n".join(lines)
-
-    __repr__ = __str__
+def rounding_floor(loss_scale, h, nondet_tol=0.0):
+    """``atol = 8 ε S / h + nondet_tol / h``: what rounding (and allowed noise) puts in ``n_i``."""
+    return ROUNDING_ULPS * FLOAT64_EPS * abs(loss_scale) / h + nondet_tol / h
 
 
-def gradcheck(fn, params, *, eps=1e-6, n_entries=None, seed=0):
+def gradcheck(fn, params, *, eps=DEFAULT_STEP, n_entries=None, seed=0, rtol=RTOL, nondet_tol=0.0,
+              loss_scale=None):
     """Check the gradients ``fn`` returns against central finite differences.
 
     Parameters
     ----------
     fn : callable () -> (loss, grads)
-        Computes the scalar loss and the dict of analytic gradients at the
-        current values of ``params``.
+        The scalar loss and a dict of analytic gradients at the current ``params``.  It must
+        be deterministic: fix any noise (``model.loss_and_grads(X, eps=eps)``).
     params : dict of name -> float64 ndarray
-        The arrays ``fn`` reads.  Each checked entry is perturbed in place by
-        ±eps and restored exactly, even if ``fn`` raises.
+        The arrays ``fn`` reads.  Each checked entry is moved by ±eps and put back bit for
+        bit, even if ``fn`` raises.
     eps : float
-        The step h.
+        The finite-difference step h (default 1e-6, the same for every entry point).
     n_entries : int or None
         Check every entry (None) or a random sample of this many per array.
     seed : int
         Seed of the sample of entries.
+    rtol : float
+        Relative tolerance, at most 1e-6.
+    nondet_tol : float
+        How far two calls at the same point may differ (default 0: not at all); it is added
+        to the rounding floor as ``nondet_tol / h``.
+    loss_scale : float or None
+        The scale S of the rounding in L (default |L|); a sum with cancellation, like
+        ``Σ Y ⊙ dY``, passes ``Σ |Y ⊙ dY|``.
 
     Returns
     -------
     GradcheckReport
-        ``report.max_rel_error``, ``report.rows``; ``print(report)`` shows a table.
+        ``report.passed``, ``report.max_rel_error``, ``report.rows``; ``print(report)``.
+
+    Raises
+    ------
+    CannotCheck
+        ``fn`` is not deterministic, returns a NaN or infinite loss, or computes in float32.
+    WrongGradients
+        A gradient is missing or misshapen, accumulates, changes from call to call, or ``fn``
+        changes a parameter in place.
     """
+    _check_arguments(fn, params, eps, n_entries, rtol, nondet_tol)
+    loss0, analytic = first_calls(fn, params, nondet_tol)
+    scale = abs(loss0) if loss_scale is None else max(float(loss_scale), abs(loss0))
+    atol = rounding_floor(scale, eps, nondet_tol)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, p in params.items():
+        flat_indices = np.arange(p.size)
+        if n_entries is not None and n_entries < p.size:
+            flat_indices = np.sort(rng.choice(p.size, size=n_entries, replace=False))
+        rows.append(_check_array(fn, name, p, analytic[name], flat_indices, eps, loss0, atol, rtol,
+                                 scale))
+    _, again = _call(fn, params)      # after calls at many other points: the same gradients?
+    changed = [name for name in params if not _same(analytic[name], again[name], nondet_tol)]
+    if changed:
+        raise WrongGradients(
+            f"after the finite differences (calls at other points), fn returns other gradients for "
+            f"{', '.join(map(repr, changed))} at the same point as before: backward keeps state "
+            "from earlier calls (a cache, an accumulator); it must depend only on this call")
+    return GradcheckReport(rows, eps, atol=atol, rtol=rtol, loss_scale=scale)
+
+
+def _check_arguments(fn, params, eps, n_entries, rtol, nondet_tol):
     if not callable(fn):
         raise TypeError(f"fn must be callable, returning (loss, grads); got {type(fn).__name__}")
     if not isinstance(params, dict) or not params:
         raise TypeError("params must be a non-empty dict of name -> float64 array")
-    for name, p in params.items():
-        if not isinstance(p, np.ndarray) or p.dtype != np.float64:
-            got = p.dtype if isinstance(p, np.ndarray) else type(p).__name__
-            raise TypeError(f"params[{name!r}] must be a float64 ndarray (finite differences "
-                            f"need double precision), got {got}")
+    require_float64(params)
     if not (isinstance(eps, float) and 0 < eps < 1):
         raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
     if n_entries is not None and (not isinstance(n_entries, int) or n_entries < 1):
         raise ValueError(f"n_entries must be a positive int or None, got {n_entries!r}")
+    if not (0 < rtol <= RTOL):
+        raise ValueError(f"rtol must be in (0, {RTOL:g}], got {rtol!r}: a looser relative tolerance "
+                         "passes wrong gradients")
+    if not nondet_tol >= 0:
+        raise ValueError(f"nondet_tol must be ≥ 0, got {nondet_tol!r}")
 
-    loss0, grads = fn()
-    loss0 = float(loss0)
+
+def require_float64(params):
+    """TypeError naming the array and the fix unless every array of ``params`` is float64."""
+    for name, p in params.items():
+        if not isinstance(p, np.ndarray) or p.dtype != np.float64:
+            got = p.dtype if isinstance(p, np.ndarray) else type(p).__name__
+            raise TypeError(f"params[{name!r}] must be a float64 ndarray (finite differences need "
+                            f"double precision), got {got}: build the model with dtype=\"float64\" "
+                            "or convert with .astype(np.float64)")
+
+
+def first_calls(fn, params, nondet_tol=0.0):
+    """Call ``fn`` at the same point two or three times: (loss, analytic gradients as float64).
+
+    Checks, in order: the loss is a finite float64; the gradients are all there, in the
+    parameters' shapes; ``fn`` leaves ``params`` alone; the loss is the same at each call
+    (else :class:`CannotCheck`: noise); the gradients are the same (else
+    :class:`WrongGradients`: accumulation, or state kept between calls).
+    """
+    before = {name: p.copy() for name, p in params.items()}
+    loss1, grads1 = _call(fn, params)
+    changed = [name for name, p in params.items() if not np.array_equal(p, before[name], equal_nan=True)]
+    for name in changed:
+        params[name][...] = before[name]
+    if changed:
+        raise WrongGradients(f"fn changed {', '.join(f'params[{n!r}]' for n in changed)} in place: a "
+                             "forward or backward pass must leave its inputs and parameters alone "
+                             "(write into a new array, not into the one given: y = x * m, not x *= m)")
+    loss2, grads2 = _call(fn, params)
+    rounding = 4 * FLOAT64_EPS * abs(loss1)          # two summation orders may differ by an ulp
+    if not abs(loss1 - loss2) <= nondet_tol + rounding:
+        raise CannotCheck(
+            f"fn is not deterministic: two calls at the same point returned the losses {loss1!r} and "
+            f"{loss2!r} (difference {abs(loss1 - loss2):.3g}), so finite differences would measure "
+            "the noise, not the slope. Fix the noise: npae's models take eps= "
+            "(model.loss_and_grads(X, eps=model.draw_noise(len(X), rng))); a dropout mask is drawn "
+            "once from a seeded numpy.random.default_rng and reused")
+    moved = [name for name in params if not _same(grads1[name], grads2[name], nondet_tol)]
+    if moved:
+        loss3, grads3 = _call(fn, params)
+        growing = [name for name in moved
+                   if np.allclose(grads3[name] - grads2[name], grads2[name] - grads1[name],
+                                  rtol=1e-9, atol=1e-12 * (1 + np.abs(grads1[name]).max()))]
+        if growing:
+            raise WrongGradients(
+                f"the gradient{'s' if len(growing) > 1 else ''} {', '.join(map(repr, growing))} grow"
+                f"{'' if len(growing) > 1 else 's'} by the same amount at every call at the same point: "
+                "they accumulate (grads[name] += …) instead of being set; each backward must "
+                "overwrite its gradients (grads[name] = …, or set them to zero first)")
+        raise WrongGradients(
+            f"the gradient{'s' if len(moved) > 1 else ''} {', '.join(map(repr, moved))} change from "
+            "call to call at the same point while the loss does not: backward depends on state kept "
+            "from an earlier call; it must depend only on what this call's forward computed")
+    return loss1, grads1
+
+
+def _same(a, b, nondet_tol=0.0):
+    """Equal up to ``nondet_tol`` and to rounding (10⁻¹² of the largest entry)."""
+    scale = float(np.max(np.abs(a), initial=0.0))
+    return np.allclose(a, b, rtol=1e-12, atol=nondet_tol + 1e-12 * scale, equal_nan=True)
+
+
+def _call(fn, params):
+    """``fn()`` as (float loss, dict of float64 gradient copies), every result checked."""
+    loss, grads = fn()
+    dtype = np.asarray(loss).dtype
+    if dtype.kind == "f" and dtype.itemsize < 8:
+        raise CannotCheck(f"the loss is computed in {dtype} (it came back as {dtype}): finite "
+                          "differences need float64; build the model or layer with dtype=\"float64\"")
+    loss = float(loss)
+    if not np.isfinite(loss):
+        raise CannotCheck(
+            f"the loss is {loss} at the point checked, so no finite difference can be taken; the "
+            "likely cause is an input outside the function's domain (a log or a square root of a "
+            "negative number): evaluate it where it is finite, or declare the input's domain "
+            "(input_domains = [\"positive\"] or [\"probability\"])")
+    if not isinstance(grads, dict):
+        raise WrongGradients(f"fn must return (loss, grads) with grads a dict keyed like params; "
+                             f"got {type(grads).__name__}")
     missing = [name for name in params if name not in grads]
     if missing:
-        raise ValueError(f"fn's grads lack the parameters {missing}")
-    analytic_grads = {name: np.array(grads[name], dtype=np.float64) for name in params}
-    rng = np.random.default_rng(seed)
-    rows = []
+        raise WrongGradients(f"fn's grads lack the parameters {missing}: every checked array needs "
+                             "its gradient (a backward pass must store one for each parameter)")
+    copies = {}
     for name, p in params.items():
-        analytic = analytic_grads[name]
-        if analytic.shape != p.shape:
-            raise ValueError(f"grads[{name!r}] has shape {analytic.shape}, "
-                             f"but params[{name!r}] has shape {p.shape}")
-        flat_indices = np.arange(p.size)
-        if n_entries is not None and n_entries < p.size:
-            flat_indices = np.sort(rng.choice(p.size, size=n_entries, replace=False))
-        rows.append(_check_array(fn, name, p, analytic, flat_indices, eps, loss0))
-    report = GradcheckReport(rows, eps)
-    kinked = [r.name for r in rows if r.n_kinks]
-    if kinked:
-        warnings.warn(f"finite differences straddle a kink in {kinked}: errors there come from "
-                      "the non-differentiable point, not necessarily from the gradient",
-                      RuntimeWarning, stacklevel=2)
-    return report
+        g = np.asarray(grads[name])
+        if g.dtype.kind == "f" and g.dtype.itemsize < 8:
+            raise CannotCheck(f"grads[{name!r}] is {g.dtype}: finite differences need float64; "
+                              "build the model or layer with dtype=\"float64\"")
+        if g.shape != p.shape:
+            raise WrongGradients(f"grads[{name!r}] has shape {g.shape}, but params[{name!r}] has shape "
+                                 f"{p.shape}: a gradient has the shape of its parameter")
+        copies[name] = np.array(g, dtype=np.float64)
+    return loss, copies
 
 
-def _check_array(fn, name, p, analytic, flat_indices, eps, loss0):
-    worst = (-1.0, 0.0, (), 0.0, 0.0)
-    n_kinks = 0
+def _check_array(fn, name, p, analytic, flat_indices, eps, loss0, atol, rtol, scale):
+    """Finite differences at each of ``flat_indices`` of ``p``, reduced to one :class:`ParamCheck`."""
+    n_failed = n_kinks = n_below_floor = 0
+    max_rel = max_abs = 0.0
+    worst = (-np.inf, (), 0.0, 0.0)          # (excess over the tolerance, index, a, n)
+    ratios = []
+    numerics = np.full(p.shape, np.nan)
     for flat in flat_indices:
         index = np.unravel_index(flat, p.shape)
-        original = p[index]
-        try:
-            p[index] = original + eps
-            loss_plus = float(fn()[0])
-            p[index] = original - eps
-            loss_minus = float(fn()[0])
-        finally:
-            p[index] = original
+        loss_plus, loss_minus = _losses_at(fn, p, index, (eps, -eps))
         numeric = (loss_plus - loss_minus) / (2 * eps)
-        a = analytic[index]
+        numerics[index] = numeric
+        a = float(analytic[index])
         abs_err = abs(a - numeric)
         rel_err = abs_err / max(abs(a) + abs(numeric), TINY)
-        if rel_err > 1e-6 and _straddles_kink(fn, p, index, eps, loss_minus, loss0, loss_plus):
+        bound = atol + rtol * abs(numeric)
+        if abs(numeric) > 10 * atol:
+            ratios.append(a / numeric)
+        failed = not abs_err <= bound                    # NaN fails
+        if failed and rounds_its_inputs(fn, p, index, numeric, loss0, scale):
+            raise CannotCheck(
+                f"the loss does not move at all when {name}{list(map(int, index))} moves by "
+                f"{TINY_STEP:g}, though its slope there is {numeric:.3g}: the computation rounds its "
+                "inputs to a lower precision (float32 somewhere inside), so finite differences "
+                "measure that rounding; compute in float64 throughout: build it with "
+                "dtype=\"float64\", and no .astype(np.float32)")
+        if failed and straddles_kink(fn, p, index, eps, loss_minus, loss0, loss_plus, atol):
             n_kinks += 1
-        if rel_err > worst[0] or np.isnan(rel_err):
-            worst = (rel_err, abs_err, tuple(int(i) for i in index), float(a), numeric)
-        worst = (worst[0], max(worst[1], abs_err), *worst[2:])
-    rel, abs_max, index, a, numeric = worst
-    return ParamCheck(name, p.shape, len(flat_indices), float(max(rel, 0.0)), float(abs_max),
-                      index, a, numeric, n_kinks)
+            continue
+        n_failed += failed
+        n_below_floor += (not failed) and abs_err > rtol * abs(numeric)
+        max_rel = max(max_rel, rel_err) if not np.isnan(rel_err) else np.inf
+        max_abs = max(max_abs, abs_err) if not np.isnan(abs_err) else np.inf
+        excess = abs_err / bound if bound > 0 else (np.inf if abs_err > 0 else 0.0)
+        if np.isnan(excess):
+            excess = np.inf
+        if excess > worst[0]:
+            worst = (excess, tuple(int(i) for i in index), a, float(numeric))
+    _, index, a, numeric = worst
+    ratio = a / numeric if numeric != 0 else float("nan")
+    constant = float("nan")
+    if len(ratios) >= 2 and np.ptp(ratios) <= 1e-4 * abs(np.mean(ratios)):
+        constant = float(np.mean(ratios))
+    transposed = bool(n_failed and p.ndim == 2 and p.shape[0] == p.shape[1]
+                      and np.all(np.abs(analytic.T - numerics) <= atol + rtol * np.abs(numerics)))
+    return ParamCheck(name, p.shape, len(flat_indices), float(max_rel), float(max_abs), index, a,
+                      numeric, n_kinks, n_failed, n_below_floor, ratio, constant, transposed)
 
 
-def _straddles_kink(fn, p, index, eps, loss_minus, loss0, loss_plus):
-    """Does L have a kink within ±eps of θ_i?
-
-    The jump between the one-sided slopes, ``J(h) = [L(θ+h) − L(θ)]/h − [L(θ) − L(θ−h)]/h``,
-    is ``L″h`` for a smooth L: halving h halves it.  Across a kink it is set
-    by the kink, not by h, and does not halve.  So L is also evaluated at
-    ±eps/2 (only for entries that already look wrong), and a kink is reported
-    when ``J(eps/2)`` is far from ``J(eps)/2`` — farther than rounding could
-    move it.
-    """
+def _losses_at(fn, p, index, steps):
+    """L at θ_index + each step, the entry restored bit for bit afterwards, even if ``fn`` raises."""
     original = p[index]
+    losses = []
     try:
-        p[index] = original + eps / 2
-        half_plus = float(fn()[0])
-        p[index] = original - eps / 2
-        half_minus = float(fn()[0])
+        for step in steps:
+            p[index] = original + step
+            losses.append(float(fn()[0]))
     finally:
         p[index] = original
+    return losses
+
+
+def rounds_its_inputs(fn, p, index, numeric, loss0, scale):
+    """Is L blind to a tiny move of θ_i that float64 would see?
+
+    Moving θ_i by δ = 10⁻¹⁰ (1 + |θ_i|) should move L by about n·δ.  When that is a thousand
+    ulps of L's scale or more, a float64 computation cannot miss it; one that rounds θ to
+    float32 (resolution 10⁻⁷) returns exactly the same L on both sides.
+    """
+    step = TINY_STEP * (1 + abs(float(p[index])))
+    if not (np.isfinite(numeric) and abs(numeric) * step > 1000 * FLOAT64_EPS * max(scale, TINY)):
+        return False
+    plus, minus = _losses_at(fn, p, index, (step, -step))
+    return plus == loss0 and minus == loss0
+
+
+def straddles_kink(fn, p, index, eps, loss_minus, loss0, loss_plus, atol=0.0):
+    """Does L have a kink within ±eps of θ_i?  Asked only of entries that fail.
+
+    The jump between the one-sided slopes, ``J(h) = [L(θ+h) − L(θ)]/h − [L(θ) − L(θ−h)]/h``,
+    is ``L″h`` for a smooth L: halving h halves it.  Across a kink it is set by the kink, not
+    by h, and does not halve.  So L is also evaluated at ±eps/2, and a kink is reported when
+    ``J(eps/2)`` is far from ``J(eps)/2`` — farther than rounding could move it — and the jump
+    itself is larger than rounding.
+    """
+    half_plus, half_minus = _losses_at(fn, p, index, (eps / 2, -eps / 2))
     jump = (loss_plus - 2 * loss0 + loss_minus) / eps
     jump_half = (half_plus - 2 * loss0 + half_minus) / (eps / 2)
-    rounding = 16 * np.finfo(np.float64).eps * (abs(loss0) + 1) / (eps / 2)
-    return abs(jump_half - jump / 2) > 0.1 * abs(jump) + rounding
-
-
-def gradcheck_layer(layer, X, *, dY=None, eps=1e-6, n_entries=None, seed=0):
-    """Check a layer's ``backward`` — input gradient and parameter gradients — in isolation.
-
-    The layer needs ``forward(X) -> Y``, ``backward(dY) -> dX`` and, if it has
-    parameters, dicts ``layer.params`` and ``layer.grads`` (float64).  With an
-    upstream gradient ``dY`` (random if not given) the checked scalar is
-    ``L = Σ Y ⊙ dY``, whose gradient is exactly the vector–Jacobian product
-    ``backward(dY)`` must return.
-
-    Returns the :class:`GradcheckReport`, with a row ``"X"`` for the input.
-    """
-    X = np.array(X, dtype=np.float64)
-    params = dict(getattr(layer, "params", {}) or {})
-    checked = {"X": X, **params}
-    if dY is None:
-        dY = np.random.default_rng(seed).standard_normal(np.shape(layer.forward(X)))
-    dY = np.asarray(dY, dtype=np.float64)
-
-    def loss_and_grads():
-        Y = layer.forward(X)
-        if np.shape(Y) != dY.shape:
-            raise ValueError(f"layer.forward returned shape {np.shape(Y)}, dY has shape {dY.shape}")
-        dX = layer.backward(dY)
-        grads = {"X": dX, **{k: getattr(layer, "grads", {})[k] for k in params}}
-        return float(np.sum(Y * dY)), grads
-
-    return gradcheck(loss_and_grads, checked, eps=eps, n_entries=n_entries, seed=seed)
+    rounding = 4 * atol + 16 * FLOAT64_EPS * (abs(loss0) + 1) / (eps / 2)
+    return abs(jump) > rounding and abs(jump_half - jump / 2) > 0.1 * abs(jump) + rounding
