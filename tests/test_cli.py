@@ -180,14 +180,41 @@ def test_init_and_n_jobs_reach_the_model_and_otherwise_the_models_defaults_hold(
 
 
 # -- encode, sample, evaluate, gradcheck, filters, interpolate ---------------------------
-def test_encode_writes_one_code_per_row(trained, digits_train, tmp_path):
+@pytest.mark.parametrize("part, rows", [("all", slice(None)), ("train", slice(0, 1500)),
+                                        ("held-out", slice(1500, None))])
+def test_encode_writes_a_code_for_every_row_it_reads_in_the_data_sets_order(trained, part, rows, tmp_path):
+    """A named data set: every row by default, its training rows then its test rows, as
+    ``npae.datasets.load_digits()`` orders them, so the codes line up with its labels."""
     model = npae.load(trained["vae"] / "model.npz")
-    status, out, _ = run("encode", trained["vae"] / "model.npz", "digits", "--out", tmp_path / "codes.npy")
-    assert status == 0 and "(1500, 2)" in out
+    X, _ = datasets.load_digits()
+    status, out, err = run("encode", trained["vae"] / "model.npz", "digits", "--part", part,
+                           "--out", tmp_path / "codes.npy")
+    assert status == 0, err
     codes = np.load(tmp_path / "codes.npy")
-    assert codes.shape == (1500, 2) and codes.dtype == np.float32
-    assert np.array_equal(codes, model.encode(digits_train))
+    n = len(X[rows])
+    assert codes.shape == (n, 2) and codes.dtype == np.float32
+    assert f"{n} rows" in out and f"shape ({n}, 2)" in out  # the count printed is the file's
+    np.testing.assert_array_equal(codes, model.encode(X[rows]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npy"]  # no temporary left
+
+
+def test_encode_of_a_file_writes_every_row_or_the_part_train_held_out(trained, digits_train, tmp_path):
+    np.save(tmp_path / "d.npy", digits_train[:200])
+    path = trained["ae"] / "model.npz"
+    model = npae.load(path)
+    args = parsed("train", "--data", tmp_path / "d.npy")
+    split, _ = commands.load_data(args, commands.build_model(args))
+    for part, expected in (("all", digits_train[:200]), ("train", np.asarray(split.X_train)),
+                           ("held-out", np.asarray(split.X_test))):
+        status, out, err = run("encode", path, tmp_path / "d.npy", "--part", part,
+                               "--out", tmp_path / f"{part}.npy")
+        assert status == 0, err
+        codes = np.load(tmp_path / f"{part}.npy")
+        assert len(codes) == len(expected) and f"{len(expected)} rows" in out
+        np.testing.assert_allclose(codes, model.encode(expected), rtol=1e-6, atol=1e-6)
+    np.save(tmp_path / "small.npy", digits_train[:10])
+    assert_refused(run("encode", path, tmp_path / "small.npy", "--part", "held-out",
+                       "--out", tmp_path / "c.npy"), r"--part held-out: .*has no held-out rows")
 
 
 @pytest.mark.parametrize("stored", ["float32", "uint8"])
