@@ -126,7 +126,7 @@ def digits_train():
 # -- train -------------------------------------------------------------------------
 PICTURES = {
     "vae": {"reconstructions.png": grid_shape(64, ncols=16), "samples.png": grid_shape(64, ncols=8),
-            "traversal.png": grid_shape(144, ncols=12, pad=1), "filters.png": grid_shape(32),
+            "traversal.png": grid_shape(144, ncols=12, scale=7, pad=1), "filters.png": grid_shape(32),
             "latent_map.png": None, "loss.png": None},
     "ae": {"reconstructions.png": grid_shape(64, ncols=16), "filters.png": grid_shape(32),
            "latent_map.png": None, "loss.png": None},
@@ -147,8 +147,8 @@ def test_train_writes_the_model_its_history_and_valid_pictures(trained, name):
     pngs = {p.name for p in folder.iterdir() if p.suffix == ".png"}
     assert pngs == set(PICTURES[name])
     for picture, shape in PICTURES[name].items():
-        size = png_size(folder / picture)
-        assert size == shape if shape else min(size) >= 100, picture
+        size = png_size(folder / picture)  # the grid, and room for its words
+        assert all(s > g for s, g in zip(size, shape)) if shape else min(size) >= 100, picture
     assert temporaries(folder) == []
 
 
@@ -292,7 +292,7 @@ def test_sample_writes_raw_samples_or_a_picture(trained, tmp_path):
     assert np.array_equal(samples, npae.load(path).sample(10, seed=3))
     assert ((0 <= samples) & (samples <= 1)).all()
     status, _, _ = run("sample", path, "--out", tmp_path / "s.png")
-    assert status == 0 and png_size(tmp_path / "s.png") == grid_shape(64)
+    assert status == 0 and png_size(tmp_path / "s.png") > grid_shape(64)
 
 
 def test_sample_streams_a_large_npy_chunk_by_chunk_into_space_reserved_first(trained, tmp_path, monkeypatch):
@@ -348,10 +348,10 @@ def test_an_output_the_disk_cannot_hold_is_refused_before_any_work(command, trai
 
 def test_evaluate_prints_the_elbo_and_the_log_likelihood(trained):
     status, out, _ = run("evaluate", trained["vae"] / "model.npz", "--data", "digits",
-                         "--k", 20, "--n", 100, "--samples", 2)
+                         "--k", 20, "--rows", 100, "--samples", 2)
     assert status == 0
     assert "evaluating on 297 rows" in out  # the held-out digits
-    elbo = printed_number(r"ELBO: (-?[\d.]+) nats per example \(2 samples\)", out)
+    elbo = printed_number(r"ELBO: (-?[\d.]+) nats per example \(2 samples of ε\)", out)
     log_px = printed_number(r"log p\(x\) ≥ (-?[\d.]+) nats \(importance-weighted, k=20, first 100 rows\)", out)
     assert math.isfinite(elbo) and math.isfinite(log_px) and elbo < 0 and log_px < 0
     status, out, _ = run("evaluate", trained["ae"] / "model.npz", "--data", "digits")
@@ -378,7 +378,7 @@ def test_evaluate_scores_the_part_it_is_asked_for(source, part, n_rows, trained,
     np.save(tmp_path / "d.npy", digits_train[:200])
     data = "digits" if source == "digits" else tmp_path / "d.npy"
     path = trained["vae"] / "model.npz"
-    status, out, err = run("evaluate", path, "--data", data, "--part", part, "--k", 5, "--n", 10)
+    status, out, err = run("evaluate", path, "--data", data, "--part", part, "--k", 5, "--rows", 10)
     assert status == 0, err
     assert f"evaluating on {n_rows} rows" in out
     X = _rows_of(source, part, tmp_path / "d.npy")
@@ -428,7 +428,7 @@ def test_train_validates_on_the_rows_evaluate_calls_held_out(digits_train, tmp_p
     assert "(180 for training, 20 held out)" in out
     val_loss = npae.load(tmp_path / "run" / "model.npz").history["val_loss"][-1]
     status, out, err = run("evaluate", tmp_path / "run" / "model.npz", "--data", tmp_path / "d.npy",
-                           "--part", "held-out", "--k", 5, "--n", 10)
+                           "--part", "held-out", "--k", 5, "--rows", 10)
     assert status == 0, err
     assert "evaluating on 20 rows" in out
     assert printed_number(r"loss per example \(the training objective\): (-?[\d.]+)", out) == \
@@ -450,11 +450,11 @@ def test_gradcheck_prints_the_table_and_succeeds_for_a_smooth_activation(flags):
 def test_filters_and_interpolate_draw_valid_pictures(trained, tmp_path):
     path = trained["vae"] / "model.npz"
     status, _, _ = run("filters", path, "--out", tmp_path / "f.png", "--n", 20)
-    assert status == 0 and png_size(tmp_path / "f.png") == grid_shape(20)
+    assert status == 0 and png_size(tmp_path / "f.png") > grid_shape(20)
     status, out, _ = run("interpolate", path, "--data", "digits", "--pairs", 0, 1, 2, 3,
                          "--steps", 5, "--out", tmp_path / "i.png")
     assert status == 0 and "2 interpolations in 5 steps" in out
-    assert png_size(tmp_path / "i.png") == grid_shape(14, ncols=7)
+    assert png_size(tmp_path / "i.png") > grid_shape(14, ncols=7)
 
 
 # -- data the user gives ------------------------------------------------------------
@@ -471,6 +471,81 @@ def test_uint8_data_is_scaled_to_the_unit_interval_and_trains_like_the_scaled_fl
     assert_refused(run("train", "--data", tmp_path / "u8.npy", "--scale", "none", *flags, "--out", tmp_path / "n"),
                    r"u8\.npy: .*values span \[0, 255\].*\[0, 1\].*--scale 255")
     assert not (tmp_path / "n").exists()
+
+
+# -- flags: checked before anything prints, described with their defaults -----------------
+@pytest.mark.parametrize("argv, pattern", [
+    (["train", "--ephocs", "3"], r"^error: npae train: unrecognized arguments: --ephocs 3; did you mean --epochs\?"),
+    (["train", "--epoch", "3"], r"npae train: unrecognized arguments: --epoch 3; did you mean --epochs\?"),
+    (["evaluate", "m.npz", "--sample", "2"], r"npae evaluate: unrecognized arguments: --sample 2; did you mean --samples\?"),
+    (["sample", "m.npz", "--zzz"], r"npae sample: unrecognized arguments: --zzz \(see npae sample --help\)$"),
+    (["train", "--hidden", "128,,64"], r"npae train: argument --hidden: expected sizes like 128 or 256,64, got '128,,64'"),
+    (["train", "--hidden", ""], r"argument --hidden: expected sizes like 128 or 256,64, got ''"),
+    (["train", "--hidden", "64,"], r"argument --hidden: expected sizes .* got '64,'"),
+    (["train", "--activation", "relux"], r"argument --activation: invalid choice: 'relux' \(choose from .*'relu'"),
+    (["train", "--epochs", "two"], r"argument --epochs: expected an integer, got 'two'"),
+    (["train", "--lr", "fast"], r"argument --lr: expected a number, got 'fast'"),
+    (["train", "--model", "ae", "--sparsity", "kl", "--sparsity-weight", "1"],
+     r"sparsity='kl' needs codes in \(0, 1\): use activation='sigmoid'"),
+    (["train", "--model", "ae", "--hidden", "8,4", "--contractive-weight", "1"],
+     r"contractive_weight needs a one-layer encoder"),
+], ids=["mistyped", "abbreviated", "mistyped-evaluate", "unknown", "empty-size", "empty-sizes",
+        "trailing-comma", "activation", "an-integer", "a-number", "sparsity-kl-relu", "contractive-deep"])
+def test_bad_flags_are_refused_naming_the_command_before_anything_prints(argv, pattern, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    forbid(monkeypatch, npae.training.loop, "run")
+    status, out, err = run(*argv)
+    assert_refused((status, out, err), pattern)
+    assert out == "" and list(tmp_path.iterdir()) == []  # no header, no folder
+
+
+def test_version_prints_npaes_version():
+    status, out, _ = run("--version")
+    assert status == 0 and out == f"npae {npae.__version__}\n"
+
+
+COMMANDS = ["train", "encode", "sample", "evaluate", "gradcheck", "filters", "interpolate", "check"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_and_argument_has_help_and_every_option_its_default(command):
+    parser = cli.make_parser().commands[command]
+    assert parser.description and parser.description.endswith(".")
+    text = parser.format_help()
+    for action in parser._actions:  # (argparse's list of the parser's arguments)
+        if action.dest == "help":
+            continue
+        assert action.help, f"{command} {action.option_strings or action.dest}: no help"
+        if action.option_strings and action.default not in (None, False):
+            assert "default" in parser.formatter_class("x")._get_help_string(action), action.dest
+    assert "(default: " in text and "%(" not in text
+    status, out, _ = run(command, "--help")
+    assert status == 0 and out == text
+
+
+def test_counts_are_spelt_n_and_k_means_importance_samples_everywhere():
+    for command in ("sample", "filters"):
+        assert parsed(command, "m.npz", "-n", "5").n == parsed(command, "m.npz", "--n", "5").n == 5
+    helps = {command: next(a.help for a in cli.make_parser().commands[command]._actions
+                           if "--k" in a.option_strings) for command in ("train", "evaluate")}
+    assert all(h.startswith("importance samples K per example of the importance-weighted bound")
+               for h in helps.values()), helps
+    assert parsed("evaluate", "m.npz", "--rows", "7").rows == 7
+    assert_refused(run("evaluate", "m.npz", "--n", "7"), r"unrecognized arguments: --n 7")
+
+
+def test_numbers_agree_with_their_nouns(trained, tmp_path):
+    status, out, err = run(*TRAIN[:-4], "--epochs", 1, "--hidden", 8, "--out", tmp_path / "run")
+    assert status == 0 and "training 1 epoch," in out, err
+    status, out, _ = run("sample", trained["vae"] / "model.npz", "-n", 1, "--out", tmp_path / "s.png")
+    assert status == 0 and out.endswith(": 1 sample\n")
+    status, out, _ = run("filters", trained["vae"] / "model.npz", "-n", 1, "--out", tmp_path / "f.png")
+    assert status == 0 and "of 1 unit\n" in out
+    status, out, _ = run("interpolate", trained["vae"] / "model.npz", "--pairs", 0, 1, "--steps", 1,
+                         "--out", tmp_path / "i.png")
+    assert status == 0 and "1 interpolation in 1 step " in out
+    assert commands.counted(1, "row") == "1 row" and commands.counted(0, "row") == "0 rows"
 
 
 # -- bad input: status 2, one line -------------------------------------------------------
@@ -538,7 +613,7 @@ BAD_COMMANDS = {  # name: (argv, given the temporary folder and the trained mode
                                   r"--out .*c\.npy: the folder .* does not exist"),
     "sample-an-autoencoder": (lambda t, m: ["sample", m["ae"] / "model.npz"],
                               r"is an autoencoder; only a VAE can sample"),
-    "sample-zero": (lambda t, m: ["sample", m["vae"] / "model.npz", "-n", "0"], r"argument -n: must be positive, got 0"),
+    "sample-zero": (lambda t, m: ["sample", m["vae"] / "model.npz", "-n", "0"], r"npae sample: argument -n/--n: must be positive, got 0"),
     "odd-pairs": (lambda t, m: ["interpolate", m["vae"] / "model.npz", "--pairs", "0"],
                   r"--pairs takes row indices two by two"),
     "pair-out-of-range": (lambda t, m: ["interpolate", m["vae"] / "model.npz", "--pairs", "0", "5000",
@@ -588,11 +663,9 @@ def _spelled(path, how):
 
 SAME_FILE = {  # name: argv given the folder t, its model file m and its data file d; the input at risk
     "encode-data-onto-itself": (lambda t, m, d, o: ["encode", m, d, "--out", o(d)]),
-    "encode-onto-the-model": (lambda t, m, d, o: ["encode", m, d, "--out", o(m)]),
-    "sample-onto-the-model": (lambda t, m, d, o: ["sample", m, "--out", o(m)]),
-    "filters-onto-the-model": (lambda t, m, d, o: ["filters", m, "--out", o(m)]),
-    "checkpoint-onto-the-data": (lambda t, m, d, o: ["train", "--data", d, "--epochs", 1, "--quiet",
-                                                     "--checkpoint", o(d), "--out", t / "new"]),
+    "checkpoint-onto-the-data": (lambda t, m, d, o: ["train", "--data", d.with_suffix(".npz"),
+                                                     "--epochs", 1, "--quiet", "--checkpoint",
+                                                     o(d.with_suffix(".npz")), "--out", t / "new"]),
     "train-onto-its-data": (lambda t, m, d, o: ["train", "--data", o(t / "run" / "history.csv"),
                                                 "--model", "ae", "--loss", "mse", "--epochs", 1,
                                                 "--quiet", "--out", t / "run"]),
@@ -606,6 +679,7 @@ def test_an_output_that_is_an_input_is_refused_before_anything_runs(command, how
     shutil.copytree(trained["vae"], tmp_path / "run")
     model, data = tmp_path / "run" / "model.npz", tmp_path / "data.npy"
     np.save(data, digits_train[:200])
+    np.savez(data.with_suffix(".npz"), X=digits_train[:200])
     argv = command(tmp_path, model, data, lambda path: _spelled(path, how))
     before = contents(tmp_path)
     for owner, name in ((Estimator, "apply"), (Estimator, "fit"), (npae.VAE, "sample")):
@@ -613,6 +687,57 @@ def test_an_output_that_is_an_input_is_refused_before_anything_runs(command, how
     assert_refused(run(*argv), r"is the input .*; write the output elsewhere")
     assert contents(tmp_path) == before  # every input intact, nothing new
     assert npae.load(model).n_features_in_ == 64
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["sample", "{m}", "--out", "s.jpg"], r"--out s\.jpg: sample writes \.png \(a picture\) or \.npy "
+                                          r"\(the raw samples\), not \.jpg"),
+    (["filters", "{m}", "--out", "f.pdf"], r"--out f\.pdf: filters writes \.png .*not \.pdf"),
+    (["interpolate", "{m}", "--out", "i"], r"--out i: interpolate writes \.png .*without an extension"),
+    (["encode", "{m}", "digits", "--out", "c.csv"], r"--out c\.csv: encode writes \.npy .*not \.csv"),
+    (["encode", "{m}", "digits", "--out", "{m}"], r"encode writes \.npy .*not \.npz"),
+    (["train", "--checkpoint", "run.ckpt"], r"--checkpoint run\.ckpt: a checkpoint is an \.npz file"),
+], ids=["sample-jpg", "filters-pdf", "interpolate-none", "encode-csv", "encode-onto-the-model",
+        "checkpoint-ckpt"])
+def test_an_output_npae_cannot_write_in_that_format_is_refused_naming_the_ones_it_can(
+        argv, pattern, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(trained["vae"] / "model.npz", tmp_path / "m.npz")
+    forbid(monkeypatch, Estimator, "apply")
+    forbid(monkeypatch, Estimator, "fit")
+    before = contents(tmp_path)
+    assert_refused(run(*[a.format(m="m.npz") for a in argv]), pattern)
+    assert contents(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, default", [
+    (["encode", "m.npz", "digits"], "codes.npy"), (["sample", "m.npz"], "samples.png"),
+    (["filters", "m.npz"], "filters.png"), (["interpolate", "m.npz"], "interpolation.png")])
+def test_an_existing_output_is_replaced_only_when_out_names_it(argv, default, trained, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(trained["vae"] / "model.npz", tmp_path / "m.npz")
+    status, out, err = run(*argv)  # the first time, the default name is free
+    assert status == 0 and f"wrote {default}" in out, err
+    (tmp_path / default).write_bytes(b"the user's own file")
+    assert_refused(run(*argv), rf"{re.escape(default)} exists already: pass --out {re.escape(default)} "
+                               "to replace it, or --out another name")
+    assert (tmp_path / default).read_bytes() == b"the user's own file"
+    status, _, err = run(*argv, "--out", default)  # said where to write: replaced
+    assert status == 0, err
+    assert (tmp_path / default).read_bytes() != b"the user's own file"
+
+
+def test_train_without_out_does_not_replace_a_run_already_in_npae_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run("train", "--epochs", 1, "--hidden", 8, "--quiet")
+    assert status == 0 and "npae-out/model.npz" in out, err
+    before = contents(tmp_path)
+    assert_refused(run("train", "--epochs", 1, "--hidden", 8, "--quiet"),
+                   r"npae-out holds a trained model already: pass --out npae-out to replace it")
+    assert contents(tmp_path) == before
+    status, _, err = run("train", "--epochs", 1, "--hidden", 8, "--quiet", "--out", "npae-out")
+    assert status == 0, err
 
 
 # -- outputs that cannot be written -------------------------------------------------------
@@ -682,7 +807,7 @@ def test_checkpoint_and_resume_end_like_the_uninterrupted_run(stop, trained, tmp
         status, _, err = run(*TRAIN, "--checkpoint", checkpoint, "--out", tmp_path / "first")
         monkeypatch.undo()
         assert status == 130
-        assert re.fullmatch(r"interrupted:? (stopped )?after 1 complete epochs; wrote .*model\.npz \(the last "
+        assert re.fullmatch(r"interrupted:? (stopped )?after 1 complete epoch; wrote .*model\.npz \(the last "
                             r"completed step\); continue with --resume .*c\.npz\n", err)
         assert len(read_history(tmp_path / "first" / "history.csv")[1]) == 1
         assert np.isfinite(npae.load(tmp_path / "first" / "model.npz").encode(np.zeros((1, 64)))).all()

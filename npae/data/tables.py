@@ -95,7 +95,7 @@ def choose_columns(X, names=None, *, drop=(), labels=None):
         except ValueError:
             row = next(i for i, cell in enumerate(X[:, j]) if not _is_number(cell))
             column = repr(names[j]) if names is not None else str(j)
-            raise ValueError(f"column {column} holds {X[row, j]!r} (row {row + 1}), not a number: "
+            raise ValueError(f"column {column} holds {str(X[row, j])!r} (row {row + 1}), not a number: "
                              f"leave it out with --drop {column.strip(chr(39))}, or make it the "
                              f"labels with --labels {column.strip(chr(39))}") from None
     return features, y, label_names, kept
