@@ -11,6 +11,7 @@ import io
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -829,6 +830,43 @@ def test_a_checkpoint_loads_as_the_model_with_its_history(tmp_path):
     assert same_params(checkpoint, model)
     assert len(model.history["loss"]) == 2
     assert checkpoint.history == model.history
+
+
+# -- the README's commands ------------------------------------------------------------
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_commands():
+    """Every command of the README's ```sh blocks, in order, with the exit status its comment
+    promises (``exit 1``; 0 otherwise); installing and running the tests are left out."""
+    found = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S):
+        for line in block.splitlines():
+            command, _, comment = line.partition("  #")
+            command = command.split("&&")[-1].strip()
+            if command.startswith("python") and "pytest" not in command:
+                status = re.search(r"exit (\d)", comment)
+                found.append((command, int(status.group(1)) if status else 0))
+    return found
+
+
+def test_every_command_in_the_readme_runs_as_written(tmp_path, monkeypatch):
+    commands_run = readme_commands()
+    assert sum(c.startswith("python -m npae") for c, _ in commands_run) >= 12
+    (tmp_path / "examples").symlink_to(README.parent / "examples")
+    monkeypatch.chdir(tmp_path)
+    for command, expected in commands_run:
+        argv = shlex.split(command)
+        if argv[:3] == ["python", "-m", "npae"]:
+            status, out, err = run(*argv[3:])
+        else:  # a Python one-liner, run with this tree's npae
+            done = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True,
+                                  timeout=120, env=dict(os.environ, PYTHONPATH=str(README.parent)))
+            status, out, err = done.returncode, done.stdout, done.stderr
+        assert status == expected, f"{command}\n{out}\n{err}"
+    assert np.load("codes.npy").shape == (1797, 2) and np.load("test-codes.npy").shape == (297, 2)
+    assert np.load("table-codes.npy").shape == (1797, 2)
+    assert npae.models.saving.scaling_of("table/model.npz") is not None
 
 
 # -- the real command --------------------------------------------------------------
