@@ -344,7 +344,7 @@ def test_load_file_infers_square_images(tmp_path, width, image_shape):
     data = load(tmp_path / "mine.npy")
     assert data.X_train.shape == (3, width) and isinstance(data.X_train, np.memmap)
     assert data.y_train is None and data.X_test is None and data.y_test is None
-    assert data.image_shape == image_shape and data.name == "mine"
+    assert data.image_shape == image_shape and data.name == "mine.npy"  # the file, not the data set "mine"
 
 
 def test_load_folder_reads_mnist_format(tmp_path):

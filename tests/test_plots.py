@@ -288,3 +288,15 @@ def test_the_pictures_of_a_model_have_titles_and_the_filters_a_shared_scale():
     (npae.Autoencoder(), "cross-entropy", "nats"), (npae.Autoencoder(loss="mse"), "squared error", "squared units")])
 def test_the_loss_is_named_with_its_unit(model, name, unit):
     assert (model_pictures.loss_name(model), model_pictures.loss_unit(model)) == (name, unit)
+
+
+def test_pictures_of_standard_scaled_data_show_it_in_its_own_units():
+    from npae.data.datasets import Dataset
+    from npae.data.scaling import Standard
+    raw = np.array([[0.0, 16.0], [8.0, 4.0]])
+    scaling = Standard(np.array([4.0, 10.0]), np.array([4.0, 6.0]))
+    data = Dataset(None, None, None, None, (1, 2), "t.csv", scaling=scaling)
+    view = model_pictures.unscaled(data, (raw - scaling.mean) / scaling.std)
+    np.testing.assert_allclose(view((raw - scaling.mean) / scaling.std), raw / 16)
+    plain = data._replace(scaling=None)
+    assert model_pictures.unscaled(plain, raw)(raw) is raw

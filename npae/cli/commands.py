@@ -401,7 +401,8 @@ def interpolate(args):
     for a, b in pairs:
         if not (0 <= a < len(X) and 0 <= b < len(X)):
             raise UsageError(f"row indices must be in [0, {len(X)}), got {a} and {b}")
-    png.write_png(out, model_pictures.interpolations(model, X, pairs, shape, args.steps))
+    view = model_pictures.unscaled(data, X[:32])
+    png.write_png(out, model_pictures.interpolations(model, X, pairs, shape, args.steps, view=view))
     print(f"wrote {out}: {counted(len(pairs), 'interpolation')} in {counted(args.steps, 'step')} "
           "(first and last columns are the inputs)")
     return 0

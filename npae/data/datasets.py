@@ -305,7 +305,7 @@ def load(name_or_path: str | os.PathLike, *, drop=(), labels=None) -> Dataset:
     else:
         raise FileNotFoundError(f"{name_or_path!r} is neither a bundled data set "
                                 "('digits', 'fashion-mnist') nor an existing file or folder")
-    name = path.name if path.is_dir() else path.stem
+    name = path.name
     return Dataset(X_train, y_train, X_test, y_test, square_image_shape(X_train.shape[1]), name,
                    label_names)
 

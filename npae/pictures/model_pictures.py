@@ -23,6 +23,7 @@ def write_all(model, data, out):
     X_show = data.X_test if data.X_test is not None else data.X_train
     y_show = data.y_test if data.X_test is not None else data.y_train
     shown = "held-out" if data.X_test is not None else "training"
+    view = unscaled(data, X_show[:32])
 
     def put(name, picture):
         path = os.path.join(out, name)
@@ -30,11 +31,12 @@ def write_all(model, data, out):
         written.append(path)
 
     if shape:
-        put("reconstructions.png", reconstructions(model, np.asarray(X_show[:32]), shape, shown))
+        put("reconstructions.png", reconstructions(model, np.asarray(X_show[:32]), shape, shown,
+                                                   view=view))
         if hasattr(model, "sample"):
-            put("samples.png", samples(model, shape, 64, seed=0))
+            put("samples.png", samples(model, shape, 64, seed=0, view=view))
             if model.code_size == 2:
-                put("traversal.png", latent_traversal(model, shape))
+                put("traversal.png", latent_traversal(model, shape, view=view))
         put("filters.png", filters(model, shape))
     if y_show is not None:
         codes = model.encode(X_show[:2000])
@@ -48,6 +50,17 @@ def write_all(model, data, out):
     put("loss.png", plots.line_plot(curves, title=f"{loss_name(model)} per example",
                                     ylabel=f"{loss_name(model)} ({loss_unit(model)})"))
     return written
+
+
+def unscaled(data, X):
+    """How pictures show the model's values: as they are, or — for standard-scaled data —
+    in the data's own units (x·s + m), mapped onto [0, 1] by the range of the rows ``X``."""
+    if data.scaling is None:
+        return lambda values: values
+    mean, std = data.scaling
+    raw = np.asarray(X, dtype=np.float64) * std + mean
+    low, span = raw.min(), (raw.max() - raw.min()) or 1.0
+    return lambda values: (np.asarray(values, dtype=np.float64) * std + mean - low) / span
 
 
 def loss_name(model):
@@ -76,10 +89,11 @@ def grid(pictures, shape, *, ncols=None, pad=2, across=96):
                           scale=max(1, across // shape[0]), pad=pad)
 
 
-def reconstructions(model, X, shape, shown="held-out"):
+def reconstructions(model, X, shape, shown="held-out", *, view=None):
     """Rows of up to 16 originals, each above the row of their reconstructions, labelled, under
-    a title."""
-    recon = model.reconstruct(X)
+    a title (``view`` maps the values to pictures; see :func:`unscaled`)."""
+    view = view or (lambda values: values)
+    recon, X = view(model.reconstruct(X)), view(X)
     rows = [part for start in range(0, len(X), 16) for part in (X[start:start + 16],
                                                                  recon[start:start + 16])]
     picture = grid(np.concatenate(rows), shape, ncols=min(16, len(X)))
@@ -90,9 +104,10 @@ def reconstructions(model, X, shape, shown="held-out"):
                         row_labels=labels)
 
 
-def samples(model, shape, n=64, *, seed=0):
+def samples(model, shape, n=64, *, seed=0, view=None):
     """``n`` decoded draws from a VAE's prior, in a grid under a title."""
-    picture = grid(model.sample(n, seed=seed), shape, ncols=min(n, 8 if n <= 64 else 16))
+    view = view or (lambda values: values)
+    picture = grid(view(model.sample(n, seed=seed)), shape, ncols=min(n, 8 if n <= 64 else 16))
     return plots.titled(picture, f"{n} sample{'s' * (n != 1)}: decoded z, drawn from N(0, I)")
 
 
@@ -130,25 +145,27 @@ def first_two(codes):
             ("principal component 1", "principal component 2"))
 
 
-def latent_traversal(model, shape, *, steps=12, span=2.5):
+def latent_traversal(model, shape, *, steps=12, span=2.5, view=None):
     """Decoded images over a grid of z ∈ [−span, span]² (a 2-D VAE's latent space), on axes
     that give each tile's z: z1 to the right, z2 upwards, as in ``latent_map.png``."""
     axis = np.linspace(-span, span, steps)
     z = np.array([(x, y) for y in axis[::-1] for x in axis])
-    picture = grid(model.decode(z), shape, ncols=steps, pad=1, across=56)
+    view = view or (lambda values: values)
+    picture = grid(view(model.decode(z)), shape, ncols=steps, pad=1, across=56)
     half = span / (steps - 1)  # each tile reaches half a step beyond the z it shows
     return plots.on_axes(picture, (-span - half, span + half, -span - half, span + half),
                          title="the decoder over the latent plane", xlabel="z1", ylabel="z2")
 
 
-def interpolations(model, X, pairs, shape, steps=8):
+def interpolations(model, X, pairs, shape, steps=8, *, view=None):
     """For each pair of rows (a, b): x_a, the decoded line from z_a to z_b, x_b."""
+    view = view or (lambda values: values)
     rows = []
     for a, b in pairs:
         za, zb = np.asarray(model.encode(X[[a, b]]))
         t = np.linspace(0, 1, steps)[:, None]
         rows.append(np.concatenate([X[[a]], model.decode((1 - t) * za + t * zb), X[[b]]]))
-    picture = grid(np.concatenate(rows), shape, ncols=steps + 2)
+    picture = grid(view(np.concatenate(rows)), shape, ncols=steps + 2)
     tile = shape[0] * enlargement(shape) + 2
     labels = [(f"rows {a}, {b}", 2 + k * tile, (k + 1) * tile) for k, (a, b) in enumerate(pairs)]
     return plots.titled(picture, "inputs at both ends, decoded codes between", row_labels=labels)
