@@ -364,17 +364,19 @@ def _rows_of(source, part, file):
     rows; a file's rows, or the tenth ``train`` held out of it."""
     if source == "digits":
         digits = datasets.load("digits")
-        return digits.X_test if part != "all" else np.concatenate([digits.X_train, digits.X_test])
+        return {"train": digits.X_train, "all": np.concatenate([digits.X_train, digits.X_test])}.get(
+            part, digits.X_test)
     X = np.load(file)
-    if part == "held-out":
+    if part in ("held-out", "train"):
         args = parsed("train", "--data", file)
-        return np.asarray(commands.load_data(args, commands.build_model(args))[0].X_test)
+        split = commands.load_data(args, commands.build_model(args))[0]
+        return np.asarray(split.X_test if part == "held-out" else split.X_train)
     return X
 
 
 @pytest.mark.parametrize("source, part, n_rows", [
-    ("digits", "auto", 297), ("digits", "held-out", 297), ("digits", "all", 1797),
-    ("file", "auto", 200), ("file", "held-out", 20), ("file", "all", 200)])
+    ("digits", "auto", 297), ("digits", "held-out", 297), ("digits", "all", 1797), ("digits", "train", 1500),
+    ("file", "auto", 200), ("file", "held-out", 20), ("file", "all", 200), ("file", "train", 180)])
 def test_evaluate_scores_the_part_it_is_asked_for(source, part, n_rows, trained, digits_train, tmp_path):
     np.save(tmp_path / "d.npy", digits_train[:200])
     data = "digits" if source == "digits" else tmp_path / "d.npy"
@@ -698,8 +700,9 @@ def test_an_output_that_is_an_input_is_refused_before_anything_runs(command, how
     (["encode", "{m}", "digits", "--out", "c.csv"], r"--out c\.csv: encode writes \.npy .*not \.csv"),
     (["encode", "{m}", "digits", "--out", "{m}"], r"encode writes \.npy .*not \.npz"),
     (["train", "--checkpoint", "run.ckpt"], r"--checkpoint run\.ckpt: a checkpoint is an \.npz file"),
+    (["sample", "{m}", "--out", "."], r"--out \. is a folder; give a file name"),
 ], ids=["sample-jpg", "filters-pdf", "interpolate-none", "encode-csv", "encode-onto-the-model",
-        "checkpoint-ckpt"])
+        "checkpoint-ckpt", "a-folder"])
 def test_an_output_npae_cannot_write_in_that_format_is_refused_naming_the_ones_it_can(
         argv, pattern, trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -809,7 +812,7 @@ def test_checkpoint_and_resume_end_like_the_uninterrupted_run(stop, trained, tmp
         monkeypatch.undo()
         assert status == 130
         assert re.fullmatch(r"interrupted:? (stopped )?after 1 complete epoch; wrote .*model\.npz \(the last "
-                            r"completed step\); continue with --resume .*c\.npz\n", err)
+                            r"completed step\); continue with --resume .*c\.npz --out .*first\n", err)
         assert len(read_history(tmp_path / "first" / "history.csv")[1]) == 1
         assert np.isfinite(npae.load(tmp_path / "first" / "model.npz").encode(np.zeros((1, 64)))).all()
     else:

@@ -112,6 +112,8 @@ def output_path(args, default, kinds):
     exists (a file is replaced only where the user said to write); either way its extension
     must be one of ``kinds`` (extension -> what is written in that format)."""
     path = args.out if args.out is not None else default
+    if os.path.isdir(path):
+        raise UsageError(f"--out {path} is a folder; give a file name")
     extension = os.path.splitext(path)[1].lower()
     if extension not in kinds:
         can = " or ".join(f"{ext} ({what})" for ext, what in kinds.items())
@@ -235,7 +237,7 @@ def train(args):
     if status:
         print(f"{'SIGTERM' if status == 143 else 'interrupted'}: stopped after "
               f"{counted(len(model.history_['loss']), 'complete epoch')}; wrote {model_path} (the last "
-              "completed step)" + (f"; continue with --resume {args.checkpoint}"
+              "completed step)" + (f"; continue with --resume {args.checkpoint} --out {out}"
                                    if args.checkpoint else ""), file=sys.stderr)
         return status
     written = model_pictures.write_all(model, data, out)
