@@ -872,6 +872,15 @@ def test_every_command_in_the_readme_runs_as_written(tmp_path, monkeypatch):
     assert npae.models.saving.scaling_of("table/model.npz") is not None
 
 
+def test_every_picture_the_readme_shows_is_a_valid_png_in_docs_images():
+    shown = re.findall(r"!\[[^]]*\]\((docs/images/[^)]+)\)", README.read_text(encoding="utf-8"))
+    names = {Path(path).name for path in shown}
+    assert {"reconstructions.png", "latent_map.png", "traversal.png", "samples.png", "filters.png",
+            "loss.png"} <= names
+    for path in shown:
+        assert min(png_size(README.parent / path)) >= 100, path
+
+
 # -- the real command --------------------------------------------------------------
 def npae_command(cwd, *argv):
     return subprocess.run([sys.executable, "-m", "npae", *map(str, argv)], capture_output=True,
