@@ -285,7 +285,9 @@ def test_the_pictures_of_a_model_have_titles_and_the_filters_a_shared_scale():
 @pytest.mark.parametrize("model, name, unit", [
     (npae.VAE(), "-ELBO", "nats"), (npae.VAE(objective="iwae", k=3), "-IWAE bound", "nats"),
     (npae.VAE(beta=4.0), "-ELBO (KL weighted by beta)", "nats"),
-    (npae.Autoencoder(), "cross-entropy", "nats"), (npae.Autoencoder(loss="mse"), "squared error", "squared units")])
+    (npae.Autoencoder(), "cross-entropy", "nats"), (npae.Autoencoder(loss="mse"), "squared error", "squared units"),
+    (npae.Autoencoder(sparsity="l1", sparsity_weight=0.1), "cross-entropy + penalty", "nats"),
+    (npae.Autoencoder(contractive_weight=0.1), "cross-entropy + penalty", "nats")])
 def test_the_loss_is_named_with_its_unit(model, name, unit):
     assert (model_pictures.loss_name(model), model_pictures.loss_unit(model)) == (name, unit)
 

@@ -69,7 +69,9 @@ def loss_name(model):
     if hasattr(model, "sample"):
         name = "-IWAE bound" if params.get("objective") == "iwae" else "-ELBO"
         return name if params.get("beta", 1) == 1 else f"{name} (KL weighted by beta)"
-    return "cross-entropy" if params.get("loss") == "bce" else "squared error"
+    name = "cross-entropy" if params.get("loss") == "bce" else "squared error"
+    penalised = (params.get("sparsity") and params.get("sparsity_weight")) or params.get("contractive_weight")
+    return f"{name} + penalty" if penalised else name
 
 
 def loss_unit(model):
