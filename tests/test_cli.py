@@ -900,6 +900,23 @@ def test_python_dash_m_npae_trains_and_refuses_in_one_line(tmp_path):
                     refused.stderr), refused.stderr
 
 
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path):
+    """``npae train | head -1``: the pipe breaks at the next line printed; no traceback, no
+    error about the pipe, status 141 (as a shell reports a process ended by SIGPIPE)."""
+    process = subprocess.Popen([sys.executable, "-m", "npae", "train", "--epochs", "1000", "--hidden", "8",
+                                "--out", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        process.stdout.readline()
+        process.stdout.close()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 141 and err == b"", err
+
+
 def test_sigterm_ends_a_run_with_143_a_message_and_the_model_saved(tmp_path):
     """``kill`` (SIGTERM) during ``python -m npae train``: the run stops at a batch boundary,
     saves the model, its history and the checkpoint, leaves no temporary file, says so, and

@@ -5,11 +5,13 @@ Commands: ``train``, ``encode``, ``sample``, ``evaluate``, ``gradcheck``,
 :mod:`npae.cli.commands`); ``python -m npae <command> --help`` describes each.
 Exit status: 0 done; 1 failed (a diverging run, an unwritable disk); 2 bad
 input, in one line naming the problem (never a traceback); 130 stopped by
-Ctrl-C and 143 by SIGTERM, after saving what the run had.
+Ctrl-C and 143 by SIGTERM, after saving what the run had; 141 when what
+read the output stopped reading (``npae train | head``).
 """
 
 import argparse
 import difflib
+import os
 import signal
 import sys
 
@@ -324,7 +326,7 @@ def version():
 
 
 def main(argv=None):
-    """Run one command; return the exit status (0, 1, 2, 130 or 143; see the module)."""
+    """Run one command; return the exit status (0, 1, 2, 130, 141 or 143; see the module)."""
     parser = make_parser()
     previous = terminate_cleanly()  # cleanup runs on SIGTERM too
     try:
@@ -345,6 +347,9 @@ def main(argv=None):
     except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
             PermissionError) as exc:
         return _fail(exc, 2)
+    except BrokenPipeError:  # what reads the output went away (`npae train | head`): stop quietly
+        _discard_output()
+        return 141
     except (FloatingPointError, OSError, MemoryError) as exc:
         return _fail(exc, 1)
     except KeyboardInterrupt:
@@ -354,6 +359,15 @@ def main(argv=None):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _discard_output():
+    """Send what is left of standard output nowhere, so that the interpreter's last flush does
+    not report the broken pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # (not a real file: nothing will be flushed to a pipe)
+        pass
 
 
 def _fail(exc, status):
