@@ -302,3 +302,13 @@ def test_pictures_of_standard_scaled_data_show_it_in_its_own_units():
     np.testing.assert_allclose(view((raw - scaling.mean) / scaling.std), raw / 16)
     plain = data._replace(scaling=None)
     assert model_pictures.unscaled(plain, raw)(raw) is raw
+
+
+def test_a_title_wider_than_its_picture_widens_the_canvas_and_the_picture_stays_whole():
+    picture = np.zeros((20, 30))
+    canvas = titled(picture, "a title much wider than thirty pixels")
+    assert canvas.shape[1] >= 37 * 6 - 1 + 20
+    top, left = find(canvas, as_rgb(picture))
+    assert abs(left - (canvas.shape[1] - 30 - left)) <= 1  # in the middle
+    columns = np.flatnonzero(inked(canvas[:top]).any(axis=0))
+    assert columns.min() >= 5 and columns.max() <= canvas.shape[1] - 5  # not cut at the edges

@@ -240,7 +240,8 @@ def titled(picture, title, *, row_labels=()):
     label_scale = 2 if all(bottom - top >= 24 for _, top, bottom in row_labels) else 1
     labels = max((text_size(text, label_scale)[0] for text, _, _ in row_labels), default=-_MARGIN)
     left = _MARGIN + labels + _MARGIN
-    full = left + width + _MARGIN
+    full = max(left + width + _MARGIN, text_size(title)[0] + 2 * _MARGIN)  # the title fits
+    left = (full - width - _MARGIN) if row_labels else (full - width) // 2
     scale = _title_scale(title, full)
     top = _MARGIN + text_size(title, scale)[1] + _MARGIN
     canvas = np.full((top + height + _MARGIN, full, 3), 255, dtype=np.uint8)
