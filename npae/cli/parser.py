@@ -182,23 +182,30 @@ def _add_model_flags(p):
                    help="random seed of the weights, the training and the held-out split")
 
 
-def _add_data_flags(p, default="digits", *, positional=False):
+def _add_data_flags(p, default="digits", *, positional=False, trained=True):
+    """--data (or DATA), --scale, --drop and --labels; ``trained``: for a command that uses a
+    model file, whose recorded scaling is applied."""
     g = p.add_argument_group("data")
     what = "digits (bundled), fashion-mnist, or a .npy/.npz/.csv file or IDX folder"
     if positional:
         g.add_argument("data", metavar="DATA", help=what)
     else:
         g.add_argument("--data", default=default, help=what)
+    scale = ("auto: divide integer data in [0, 255] by 255; none; 255; standard: subtract each "
+             "column's mean and divide by its standard deviation, both fitted on the training rows "
+             "and saved with the model")
+    if trained:
+        scale = ("auto: divide integer data in [0, 255] by 255, or, for a model trained with "
+                 "--scale standard, scale each column by the mean and deviation it saved; none; "
+                 "255; standard")
     g.add_argument("--scale", choices=("auto", "none", "255", "standard"), default="auto",
-                   help="auto: divide integer data in [0, 255] by 255; standard: subtract each "
-                        "column's mean and divide by its standard deviation, both fitted on the "
-                        "training rows and saved with the model (encode and evaluate then apply them)")
+                   metavar="{auto,none,255,standard}", help=scale)
     g.add_argument("--drop", type=_columns, default=(), metavar="COLUMNS",
-                   help="columns to leave out, by name (a .csv header) or index from 0, "
-                        "comma-separated (default: none)")
+                   help="columns to leave out" + (", as training did" if trained else "")
+                        + ", by name (a .csv header) or index from 0, comma-separated (default: none)")
     g.add_argument("--labels", type=_column, default=None, metavar="COLUMN",
-                   help="a column of labels: kept out of the features, colours the latent map "
-                        "(default: none)")
+                   help="a column of labels, kept out of the features" + (
+                       "" if trained else ", that colours the latent map") + " (default: none)")
 
 
 def _command(sub, name, summary, description=None):
@@ -217,7 +224,7 @@ def make_parser():
     p = _command(sub, "train", "train a model; write it, its history and pictures",
                  "Train an autoencoder or VAE and write model.npz, history.csv and PNG pictures "
                  "into --out. Every flag and the data are checked before training starts.")
-    _add_data_flags(p)
+    _add_data_flags(p, trained=False)
     _add_model_flags(p)
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=_positive(int), default=100, metavar="N", help="passes over the data")
@@ -280,7 +287,7 @@ def make_parser():
     p = _command(sub, "gradcheck", "check a model's gradients by finite differences, as a table",
                  "Build the model the flags describe in float64, on a few rows of data, and "
                  "compare its gradients with central finite differences.")
-    _add_data_flags(p)
+    _add_data_flags(p, trained=False)
     _add_model_flags(p)
     p.add_argument("--rows", type=_positive(int), default=4, metavar="N", help="rows of data")
     p.add_argument("--entries", type=_positive(int), default=20, metavar="N",
