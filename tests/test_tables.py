@@ -165,3 +165,12 @@ def test_save_refuses_a_name_that_is_not_npz_and_scaling_round_trips(tmp_path):
     np.testing.assert_array_equal(again.mean, scaling.mean)
     np.testing.assert_array_equal(again.std, scaling.std)
     assert isinstance(npae.load(tmp_path / "M.NPZ"), npae.Autoencoder)
+
+
+def test_a_table_without_labels_still_gets_its_latent_map(tmp_path):
+    np.savetxt(tmp_path / "t.csv", np.random.default_rng(0).random((40, 5)), delimiter=",",
+               header="a,b,c,d,e", comments="")
+    status, out, err = run("train", "--data", tmp_path / "t.csv", "--epochs", 1, "--hidden", 4,
+                           "--quiet", "--out", tmp_path / "run")
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == ["latent_map.png", "loss.png"]

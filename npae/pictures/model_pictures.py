@@ -3,8 +3,9 @@
 ``reconstructions.png`` (originals above their reconstructions), ``samples.png``
 (draws from a VAE's prior), ``traversal.png`` (a 2-D VAE's decoder over the
 latent plane), ``filters.png`` (first-layer weights), ``latent_map.png`` (the
-codes of held-out data coloured by label, or their first two principal
-components) and ``loss.png`` (the loss per epoch).
+codes of held-out data, or their first two principal components, coloured by
+label when the data has labels) and ``loss.png`` (the loss per epoch). Each
+carries its title, and its labels, axes or colour scale.
 """
 
 import math
@@ -38,12 +39,12 @@ def write_all(model, data, out):
             if model.code_size == 2:
                 put("traversal.png", latent_traversal(model, shape, view=view))
         put("filters.png", filters(model, shape))
-    if y_show is not None:
-        codes = model.encode(X_show[:2000])
-        points, how, axes = first_two(np.asarray(codes))
-        put("latent_map.png", plots.scatter_plot(points, y_show[:2000], label_names=data.label_names,
-                                                 title=f"codes of {shown} data ({how})",
-                                                 xlabel=axes[0], ylabel=axes[1]))
+    codes = model.encode(X_show[:2000])
+    points, how, axes = first_two(np.asarray(codes))
+    labels = None if y_show is None else y_show[:2000]
+    put("latent_map.png", plots.scatter_plot(points, labels, label_names=data.label_names,
+                                             title=f"codes of {shown} data ({how})",
+                                             xlabel=axes[0], ylabel=axes[1]))
     curves = {"train": model.history_["loss"]}
     if model.history_.get("val_loss"):
         curves["validation"] = model.history_["val_loss"]
