@@ -174,3 +174,12 @@ def test_a_table_without_labels_still_gets_its_latent_map(tmp_path):
                            "--quiet", "--out", tmp_path / "run")
     assert status == 0, err
     assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == ["latent_map.png", "loss.png"]
+
+
+def test_a_model_of_a_table_draws_no_picture_of_rows_but_writes_numbers(tmp_path):
+    npae.save(npae.VAE(3, hidden=(2,), latent=2, seed=0).built(), tmp_path / "m.npz")
+    assert_refused(run("sample", tmp_path / "m.npz", "--out", tmp_path / "s.png"),
+                   r"the model's 3 features cannot be drawn as a square image")
+    status, out, err = run("sample", tmp_path / "m.npz", "-n", 2, "--out", tmp_path / "s.npy")
+    assert status == 0 and out.endswith(": 2 samples\n"), err
+    assert np.load(tmp_path / "s.npy").shape == (2, 3)

@@ -186,7 +186,8 @@ def check_values(X, source, model, *, training=False, likelihood=True):
 def image_shape(model):
     shape = datasets.square_image_shape(model.n_features_in_)
     if shape is None:
-        raise UsageError(f"{model.n_features_in_} features are not a square image")
+        raise UsageError(f"the model's {counted(model.n_features_in_, 'feature')} cannot be drawn "
+                         "as a square image")
     return shape
 
 
