@@ -183,3 +183,24 @@ def test_a_model_of_a_table_draws_no_picture_of_rows_but_writes_numbers(tmp_path
     status, out, err = run("sample", tmp_path / "m.npz", "-n", 2, "--out", tmp_path / "s.npy")
     assert status == 0 and out.endswith(": 2 samples\n"), err
     assert np.load(tmp_path / "s.npy").shape == (2, 3)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda record: record.update(std=[0.0, 1.0, 1.0]), "deviations positive"),
+    (lambda record: record.update(mean=[1.0, 2.0]), "mean must be 3 numbers"),
+    (lambda record: record.update(kind="minmax"), "'scaling' must be"),
+])
+def test_a_damaged_scaling_record_is_refused_when_the_model_loads(tmp_path, change, message):
+    import json
+    from npae.files.atomic import write_archive
+    model = npae.Autoencoder(3, (2,), seed=0).built()
+    npae.save(model, tmp_path / "m.npz", scaling=Standard(np.zeros(3), np.ones(3)))
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files if name != "__npae__"}
+        meta = json.loads(str(archive["__npae__"]))
+    change(meta["scaling"])
+    write_archive(tmp_path / "bad.npz", arrays, meta)
+    for read in (npae.load, npae.models.saving.scaling_of):
+        with pytest.raises(ValueError, match=message) as info:
+            read(tmp_path / "bad.npz")
+        assert "bad.npz" in str(info.value)
