@@ -6,7 +6,7 @@ import pytest
 
 import npae
 from npae.data.scaling import Standard, Standardized
-from npae.data.tables import choose_columns, label_codes, read_csv
+from npae.data.tables import Choice, choose_columns, label_codes, read_csv
 from test_cli import assert_refused, run
 
 HEADER = "id,diagnosis,radius,texture,area\n"
@@ -119,6 +119,10 @@ def test_train_on_a_table_with_standard_scaling_and_use_it_everywhere(table, tmp
     assert "(the model's)" in out
     status, out, err = run("evaluate", model_file, *flags[:6], "--part", "all", "--k", 3, "--rows", 5)
     assert status == 0 and "evaluating on 60 rows" in out, err
+    status, out, err = run("encode", model_file, table, "--out", tmp_path / "again.npy")  # as trained
+    assert status == 0 and "columns chosen as in training (--drop id --labels diagnosis)" in out, err
+    np.testing.assert_array_equal(np.load(tmp_path / "again.npy"), np.load(tmp_path / "codes.npy"))
+    assert npae.models.saving.columns_of(model_file) == Choice(("id",), "diagnosis")
     assert_refused(run("encode", model_file, table, "--drop", "id", "--labels", "diagnosis", "--scale",
                        "none", "--out", tmp_path / "c2.npy"),
                    r"--scale none: .*was trained on standard-scaled columns")
@@ -138,6 +142,7 @@ def test_a_model_without_scaling_refuses_scale_standard(table, tmp_path):
                          "--out", tmp_path / "run")
     assert status == 0, err
     assert npae.models.saving.scaling_of(tmp_path / "run" / "model.npz") is None  # as old files
+    assert npae.models.saving.columns_of(tmp_path / "run" / "model.npz") is None
     assert_refused(run("encode", tmp_path / "run" / "model.npz", tmp_path / "x.npy", "--scale", "standard",
                        "--out", tmp_path / "c.npy"), r"--scale standard: .*records no scaling")
 
@@ -185,22 +190,26 @@ def test_a_model_of_a_table_draws_no_picture_of_rows_but_writes_numbers(tmp_path
     assert np.load(tmp_path / "s.npy").shape == (2, 3)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda record: record.update(std=[0.0, 1.0, 1.0]), "deviations positive"),
-    (lambda record: record.update(mean=[1.0, 2.0]), "mean must be 3 numbers"),
-    (lambda record: record.update(kind="minmax"), "'scaling' must be"),
+@pytest.mark.parametrize("key, change, message", [
+    ("scaling", lambda record: record.update(std=[0.0, 1.0, 1.0]), "deviations positive"),
+    ("scaling", lambda record: record.update(mean=[1.0, 2.0]), "mean must be 3 numbers"),
+    ("scaling", lambda record: record.update(kind="minmax"), "'scaling' must be"),
+    ("columns", lambda record: record.update(drop=[1.5]), "'columns' must be"),
+    ("columns", lambda record: record.pop("labels"), "'columns' must be"),
 ])
-def test_a_damaged_scaling_record_is_refused_when_the_model_loads(tmp_path, change, message):
+def test_a_damaged_scaling_or_columns_record_is_refused_when_the_model_loads(tmp_path, key, change,
+                                                                             message):
     import json
     from npae.files.atomic import write_archive
     model = npae.Autoencoder(3, (2,), seed=0).built()
-    npae.save(model, tmp_path / "m.npz", scaling=Standard(np.zeros(3), np.ones(3)))
+    npae.save(model, tmp_path / "m.npz", scaling=Standard(np.zeros(3), np.ones(3)),
+              columns=Choice(("id",), "label"))
     with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files if name != "__npae__"}
         meta = json.loads(str(archive["__npae__"]))
-    change(meta["scaling"])
+    change(meta[key])
     write_archive(tmp_path / "bad.npz", arrays, meta)
-    for read in (npae.load, npae.models.saving.scaling_of):
+    for read in (npae.load, npae.models.saving.scaling_of, npae.models.saving.columns_of):
         with pytest.raises(ValueError, match=message) as info:
             read(tmp_path / "bad.npz")
         assert "bad.npz" in str(info.value)

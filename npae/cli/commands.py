@@ -18,9 +18,10 @@ import numpy as np
 from .. import checks
 from ..data import batches, datasets
 from ..data.scaling import Standardized
+from ..data.tables import Choice
 from ..files import atomic
 from ..models.autoencoder import Autoencoder
-from ..models.saving import load, save, scaling_of
+from ..models.saving import columns_of, load, save, scaling_of
 from ..models.vae import VAE
 from ..nn.gradcheck import gradcheck
 from ..pictures import model_pictures, png
@@ -72,12 +73,15 @@ def check_model(model, width):
 
 
 # -- data and paths ------------------------------------------------------------
-def load_data(args, model, *, split=True, training=False, likelihood=True, standard=None):
+def load_data(args, model, *, split=True, training=False, likelihood=True, standard=None,
+              chosen=None):
     """``(data, how)``: the data set ``args.data`` (its columns chosen by ``--drop`` and
-    ``--labels``) as row views, scaled by one decision — or by ``standard``, the scaling a
-    model file records — and checked for ``model`` (every row of every file, numbered as in
-    the file), and a sentence saying what was read and how it was scaled."""
-    raw = datasets.load(args.data, drop=args.drop, labels=args.labels)
+    ``--labels``, or as ``chosen``, the choice a model file records) as row views, scaled by
+    one decision — or by ``standard``, the scaling a model file records — and checked for
+    ``model`` (every row of every file, numbered as in the file), and a sentence saying what
+    was read and how it was scaled."""
+    drop, labels = (chosen.drop, chosen.labels) if chosen else (args.drop, args.labels)
+    raw = datasets.load(args.data, drop=drop, labels=labels)
     scale = "standard" if standard is not None else args.scale
     data, divisor = datasets.prepared(raw, scale=scale, seed=getattr(args, "seed", 0),
                                       split=split, standard=standard)
@@ -93,7 +97,8 @@ def load_data(args, model, *, split=True, training=False, likelihood=True, stand
     how = (f"data: {data.name}, {counted(rows, 'row')} of {counted(data.X_train.shape[1], 'feature')}"
            + (f" ({len(data.X_train)} for training, {len(data.X_test)} held out)"
               if data.X_test is not None and split else "")
-           + (f"; labels from column {args.labels!r}" if args.labels is not None else "")
+           + (f"; labels from column {labels!r}" if labels is not None else "")
+           + (f"; columns chosen as in training ({chosen.flags()})" if chosen else "")
            + ("; integers in [0, 255], divided by 255 (--scale none keeps them)" if divisor else "")
            + ("; each column less its mean, over its standard deviation ("
               + ("the model's" if standard is not None else "of the training rows") + ")"
@@ -125,9 +130,11 @@ def output_path(args, default, kinds):
     return path
 
 
-def recorded_scaling(args):
-    """The standard scaling ``args.model_file`` records (None if none), checked against
-    ``--scale``: a model's scaling is always applied, and only a model's."""
+def as_trained(args):
+    """``(standard, chosen)``: the standard scaling and the choice of columns ``args.model_file``
+    records (None if none). A model's scaling is always applied, and only a model's (checked
+    against ``--scale``); its columns are chosen again in a data file unless ``--drop`` or
+    ``--labels`` says otherwise."""
     standard = scaling_of(args.model_file)
     if standard is not None and args.scale not in ("auto", "standard"):
         raise UsageError(f"--scale {args.scale}: {args.model_file} was trained on standard-scaled "
@@ -135,7 +142,9 @@ def recorded_scaling(args):
     if standard is None and args.scale == "standard":
         raise UsageError(f"--scale standard: {args.model_file} records no scaling (it was not "
                          "trained with --scale standard)")
-    return standard
+    given = args.drop or args.labels is not None
+    chosen = None if given or not os.path.isfile(args.data) else columns_of(args.model_file)
+    return standard, chosen
 
 
 def check_output(flag, path, inputs):
@@ -233,7 +242,8 @@ def train(args):
             os.rmdir(out)
         raise
     seconds = time.perf_counter() - start
-    model_path = save_somewhere(model, outputs[0], args.checkpoint, data.scaling)
+    chosen = Choice(args.drop, args.labels) if args.drop or args.labels is not None else None
+    model_path = save_somewhere(model, outputs[0], args.checkpoint, data.scaling, chosen)
     write_history(outputs[1], model.history_)
     if status:
         print(f"{'SIGTERM' if status == 143 else 'interrupted'}: stopped after "
@@ -252,23 +262,23 @@ def train(args):
     return 0
 
 
-def save_somewhere(model, path, checkpoint, scaling=None):
-    """Save the trained model (with the ``scaling`` of its columns) to ``path``; if that fails
-    (say, the disk is full), to a file in the temporary folder, saying so — a finished run
-    is never thrown away."""
+def save_somewhere(model, path, checkpoint, scaling=None, columns=None):
+    """Save the trained model (with the ``scaling`` and the choice of ``columns`` of its data)
+    to ``path``; if that fails (say, the disk is full), to a file in the temporary folder,
+    saying so — a finished run is never thrown away."""
     with signals.deferred():
-        return _save_or_rescue(model, path, checkpoint, scaling)
+        return _save_or_rescue(model, path, checkpoint, dict(scaling=scaling, columns=columns))
 
 
-def _save_or_rescue(model, path, checkpoint, scaling):
+def _save_or_rescue(model, path, checkpoint, records):
     try:
-        save(model, path, scaling=scaling)
+        save(model, path, **records)
         return path
     except OSError as exc:
         fd, rescue = tempfile.mkstemp(prefix="npae-rescued-", suffix=".npz")
         os.close(fd)
         try:
-            save(model, rescue, scaling=scaling)
+            save(model, rescue, **records)
         except OSError:
             os.unlink(rescue)
             kept = f"; the checkpoint {checkpoint} holds the run" if checkpoint else ""
@@ -294,9 +304,9 @@ def encode(args):
     out = output_path(args, "codes.npy", {".npy": "a NumPy array of the codes"})
     model = load(args.model_file)
     check_output("--out", out, inputs_of(args))
-    standard = recorded_scaling(args)
+    standard, chosen = as_trained(args)
     data, how = load_data(args, model, split=args.part != "all", likelihood=False,
-                          standard=standard)
+                          standard=standard, chosen=chosen)
     named = {"all": ("every row", [data.X_train, data.X_test]),
              "train": ("the training rows", [data.X_train]),
              "held-out": ("the held-out rows", [data.X_test])}
@@ -347,8 +357,9 @@ def sample(args):
 
 def evaluate(args):
     model = load(args.model_file)
-    standard = recorded_scaling(args)
-    data, how = load_data(args, model, split=args.part in ("train", "held-out"), standard=standard)
+    standard, chosen = as_trained(args)
+    data, how = load_data(args, model, split=args.part in ("train", "held-out"), standard=standard,
+                          chosen=chosen)
     if args.part == "held-out" and data.X_test is None:
         raise UsageError(f"--part held-out: {args.data} has no held-out rows (a file needs at "
                          "least 20 rows for train to hold a tenth out)")
@@ -397,7 +408,8 @@ def interpolate(args):
     model = load(args.model_file)
     shape = image_shape(model)
     check_output("--out", out, inputs_of(args))
-    data, _ = load_data(args, model, standard=recorded_scaling(args))
+    standard, chosen = as_trained(args)
+    data, _ = load_data(args, model, standard=standard, chosen=chosen)
     X = data.X_test if data.X_test is not None else data.X_train
     check_rows(X, args.data, model)
     pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))

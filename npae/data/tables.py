@@ -5,10 +5,12 @@ A ``.csv`` file is read as text, one row per line: an optional header line of na
 name or by their index from 0 (negative from the end). :func:`choose_columns` leaves
 out the columns the user drops and takes the label column out of the features: the
 labels may be integers, or words (``M``, ``B``), which become the integers 0, 1, … in
-sorted order, the words kept as the labels' names.
+sorted order, the words kept as the labels' names. A model file records the choice
+(:class:`Choice`), so that the columns are chosen again the same way.
 """
 
 import csv
+from typing import NamedTuple
 
 import numpy as np
 
@@ -99,3 +101,34 @@ def choose_columns(X, names=None, *, drop=(), labels=None):
                              f"leave it out with --drop {column.strip(chr(39))}, or make it the "
                              f"labels with --labels {column.strip(chr(39))}") from None
     return features, y, label_names, kept
+
+
+class Choice(NamedTuple):
+    """The columns a user chose for training: ``drop`` (names or indices) and the ``labels``
+    column (a name, an index or None), as a model file records them, so that the same
+    columns are chosen again when the model is used."""
+
+    drop: tuple
+    labels: str | int | None
+
+    def record(self):
+        """The JSON-ready record saved with a model: ``{"drop": […], "labels": …}``."""
+        return {"drop": list(self.drop), "labels": self.labels}
+
+    @classmethod
+    def from_record(cls, record):
+        """The choice a model file records; ValueError naming what is wrong."""
+        def column(value):
+            return isinstance(value, str) or type(value) is int
+
+        if not (isinstance(record, dict) and set(record) == {"drop", "labels"}
+                and isinstance(record["drop"], list) and all(map(column, record["drop"]))
+                and (record["labels"] is None or column(record["labels"]))):
+            raise ValueError("'columns' must be {'drop': [names or indices], 'labels': a name, "
+                             "an index or null}")
+        return cls(tuple(record["drop"]), record["labels"])
+
+    def flags(self):
+        """The command-line flags that make this choice: ``--drop id --labels diagnosis``."""
+        return " ".join(([f"--drop {','.join(map(str, self.drop))}"] if self.drop else [])
+                        + ([f"--labels {self.labels}"] if self.labels is not None else []))
