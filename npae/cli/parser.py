@@ -200,12 +200,13 @@ def _add_data_flags(p, default="digits", *, positional=False, trained=True):
                  "255; standard")
     g.add_argument("--scale", choices=("auto", "none", "255", "standard"), default="auto",
                    metavar="{auto,none,255,standard}", help=scale)
+    as_trained = "the columns the model was trained on, which its file records" if trained else "none"
     g.add_argument("--drop", type=_columns, default=(), metavar="COLUMNS",
-                   help="columns to leave out" + (", as training did" if trained else "")
-                        + ", by name (a .csv header) or index from 0, comma-separated (default: none)")
+                   help="columns to leave out, by name (a .csv header) or index from 0, "
+                        f"comma-separated (default: {as_trained})")
     g.add_argument("--labels", type=_column, default=None, metavar="COLUMN",
                    help="a column of labels, kept out of the features" + (
-                       "" if trained else ", that colours the latent map") + " (default: none)")
+                       "" if trained else ", that colours the latent map") + f" (default: {as_trained})")
 
 
 def _command(sub, name, summary, description=None):
