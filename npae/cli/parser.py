@@ -200,7 +200,7 @@ def _add_data_flags(p, default="digits", *, positional=False, trained=True):
                  "255; standard")
     g.add_argument("--scale", choices=("auto", "none", "255", "standard"), default="auto",
                    metavar="{auto,none,255,standard}", help=scale)
-    as_trained = "the columns the model was trained on, which its file records" if trained else "none"
+    as_trained = "as in training, which the model file records" if trained else "none"
     g.add_argument("--drop", type=_columns, default=(), metavar="COLUMNS",
                    help="columns to leave out, by name (a .csv header) or index from 0, "
                         f"comma-separated (default: {as_trained})")
