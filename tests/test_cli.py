@@ -535,7 +535,7 @@ def test_counts_are_spelt_n_and_k_means_importance_samples_everywhere():
     assert all(h.startswith("importance samples K per example of the importance-weighted bound")
                for h in helps.values()), helps
     assert parsed("evaluate", "m.npz", "--rows", "7").rows == 7
-    assert_refused(run("evaluate", "m.npz", "--n", "7"), r"unrecognized arguments: --n 7")
+    assert_refused(run("evaluate", "m.npz", "--n", "7"), r"unrecognized arguments: --n 7; --n is now --rows \(")
 
 
 def test_numbers_agree_with_their_nouns(trained, tmp_path):

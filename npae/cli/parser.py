@@ -44,6 +44,7 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(**kwargs)
         self.commands = {}  # the commands' parsers by name (see make_parser)
+        self.renamed = {}   # an old spelling of a flag -> its new one
 
     def error(self, message):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
@@ -56,9 +57,11 @@ class _Parser(argparse.ArgumentParser):
         """Refuse the arguments ``extra`` this parser did not recognise, suggesting the nearest
         valid option for a mistyped one."""
         flags = [word.split("=", 1)[0] for word in extra if word.startswith("-")]
-        near = [match for flag in flags
+        renamed = [f"{flag} is now {self.renamed[flag]}" for flag in flags if flag in self.renamed]
+        near = [match for flag in flags if flag not in self.renamed
                 for match in difflib.get_close_matches(flag, self.options(), n=1, cutoff=0.6)]
         hint = f"; did you mean {' or '.join(dict.fromkeys(near))}?" if near else ""
+        hint = "".join(f"; {words}" for words in renamed) + hint
         self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
@@ -283,6 +286,7 @@ def make_parser():
                    help="rows whose importance-weighted log-likelihood is computed (the first ones)")
     p.add_argument("--samples", type=_positive(int), default=1, metavar="N",
                    help="draws of ε per example for the ELBO")
+    p.renamed["--n"] = "--rows"
     p.set_defaults(run=commands.evaluate)
 
     p = _command(sub, "gradcheck", "check a model's gradients by finite differences, as a table",
