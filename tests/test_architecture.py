@@ -19,13 +19,13 @@ HOUSE = [
     ("files", [{"atomic"}, {"archive", "model_records"}]),
     ("nn", [{"activations", "buffers", "optim", "gradcheck_report"}, {"layers", "losses", "gradcheck"},
             {"gradcheck_objects"}]),
-    ("data", [{"columns", "batches", "dask_arrays"}, {"datasets"}]),
+    ("data", [{"columns", "batches", "dask_arrays", "tables", "scaling"}, {"datasets"}]),
     ("training", [{"signals", "progress", "team", "state"}, {"step", "checkpoints"}, {"loop"}]),
     ("models", [{"conventions"}, {"fitting", "inference"}, {"estimator", "vae_evaluation"},
                 {"autoencoder", "vae"}, {"saving"}]),
     ("pictures", [{"png", "font"}, {"plots"}, {"model_pictures"}]),
     ("exercises", [{"solutions", "statements"}, {"series"}]),
-    ("cli", [{"check"}, {"commands", "exercise"}, {"parser"}]),
+    ("cli", [{"check"}, {"commands", "exercise"}, {"train"}, {"parser"}]),
 ]
 PACKAGES = [package for package, _ in HOUSE]
 RANK = {}  # dotted module name (under npae) -> (package's rank, floor in the package)

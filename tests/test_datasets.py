@@ -295,11 +295,11 @@ def test_load_array_csv(tmp_path, header):
     assert y is None
 
 
-def test_load_array_txt_single_column_and_single_row(tmp_path):
-    (tmp_path / "col.txt").write_text("1\n2\n3\n")
-    (tmp_path / "row.txt").write_text("1,2,3\n")
-    assert load_array(tmp_path / "col.txt")[0].shape == (3, 1)
-    assert load_array(tmp_path / "row.txt")[0].shape == (1, 3)
+def test_load_array_csv_single_column_and_single_row(tmp_path):
+    (tmp_path / "col.csv").write_text("1\n2\n3\n")
+    (tmp_path / "row.csv").write_text("1,2,3\n")
+    assert load_array(tmp_path / "col.csv")[0].shape == (3, 1)
+    assert load_array(tmp_path / "row.csv")[0].shape == (1, 3)
 
 
 def save_object_npy(path):
@@ -307,7 +307,8 @@ def save_object_npy(path):
 
 
 @pytest.mark.parametrize("name, write, match", [
-    ("d.json", lambda p: p.write_text("[]"), "unknown extension '.json'"),
+    ("d.json", lambda p: p.write_text("[]"), "unknown file type '.json'; npae reads .npy, .npz and .csv"),
+    ("d.txt", lambda p: p.write_text("1,2\n"), "unknown file type '.txt'"),
     ("d.csv", lambda p: p.write_text("1,2\n3,oops\n"), "oops"),
     ("d.csv", lambda p: p.write_text("1,2\n3\n"), "d.csv"),
     ("d.csv", lambda p: p.write_text("1,nan\n"), "NaN"),
@@ -348,7 +349,7 @@ def test_load_file_infers_square_images(tmp_path, width, image_shape):
     data = load(tmp_path / "mine.npy")
     assert data.X_train.shape == (3, width) and isinstance(data.X_train, np.memmap)
     assert data.y_train is None and data.X_test is None and data.y_test is None
-    assert data.image_shape == image_shape and data.name == "mine"
+    assert data.image_shape == image_shape and data.name == "mine.npy"  # the file, not the data set "mine"
 
 
 def test_load_folder_reads_mnist_format(tmp_path):

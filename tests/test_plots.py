@@ -184,3 +184,131 @@ def test_scatter_legend_can_name_the_labels():
     with pytest.raises(IndexError):
         scatter_plot(points, labels, label_names=["coat"])    # a label without a name
 
+
+
+# ----------------------------------------------------------------------------- words around pictures
+
+import npae  # noqa: E402
+from npae.pictures import model_pictures, plots  # noqa: E402
+from npae.pictures.plots import (BLUE, RED, as_rgb, beside_colour_scale, diverging,  # noqa: E402
+                                 on_axes, titled)
+
+INK = (40, 40, 40)
+
+
+def find(canvas, picture):
+    """The (top, left) at which ``picture`` (RGB) sits inside ``canvas``: exactly once."""
+    h, w = picture.shape[:2]
+    spots = [(y, x) for y in range(canvas.shape[0] - h + 1) for x in range(canvas.shape[1] - w + 1)
+             if (canvas[y, x] == picture[0, 0]).all() and np.array_equal(canvas[y:y + h, x:x + w], picture)]
+    assert len(spots) == 1, spots
+    return spots[0]
+
+
+def inked(region):
+    return (region == INK).all(axis=-1)
+
+
+def test_a_titled_picture_has_its_title_above_and_each_label_beside_its_row():
+    picture = np.random.default_rng(0).random((60, 80))
+    picture[:, 0] = 0.0  # an unambiguous corner
+    canvas = titled(picture, "a title", row_labels=[("top", 0, 30), ("bottom", 30, 60)])
+    top, left = find(canvas, as_rgb(picture))
+    assert inked(canvas[:top]).sum() > 30                       # the title, above the picture
+    assert not inked(canvas[top + 60:]).any()                   # nothing below it
+    for row_top, row_bottom in ((0, 30), (30, 60)):
+        rows = np.flatnonzero(inked(canvas[top + row_top:top + row_bottom, :left]).any(axis=1))
+        assert len(rows) > 5                                    # a label beside each row ...
+        assert abs((rows.min() + rows.max()) / 2 - 15) <= 5     # ... in its middle
+
+
+def test_a_picture_on_axes_has_ticks_where_its_coordinates_are():
+    picture = np.full((51, 101), 0.5)
+    canvas = on_axes(picture, (0.0, 10.0, -5.0, 0.0), title="t", xlabel="z1", ylabel="z2")
+    top, left = find(canvas, as_rgb(picture))
+    frame = (canvas == (110, 110, 110)).all(axis=-1)
+    below = frame[top + 51 + 2]                                 # tick marks under the frame
+    assert np.flatnonzero(below).tolist() == [left + 20 * k for k in range(6)]  # 0, 2, …, 10
+    beside = frame[:, left - 3]                                 # tick marks left of the frame
+    assert np.flatnonzero(beside).tolist() == [top + 10 * k for k in range(6)]  # 0, −1, …, −5
+    assert inked(canvas[top + 51 + 8:, left:left + 101]).any()  # tick labels and the axis label
+
+
+def test_the_traversal_puts_each_tile_at_its_z(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(plots, "on_axes", lambda picture, extent, **words: seen.update(
+        picture=picture, extent=extent, words=words) or picture)
+    model = npae.VAE(64, hidden=(8,), latent=2, seed=0).built()
+    model_pictures.latent_traversal(model, (8, 8), steps=12, span=2.5)
+    x0, x1, y0, y1 = seen["extent"]
+    width, tile = seen["picture"].shape[1], 8 * 7
+    for k, z in enumerate(np.linspace(-2.5, 2.5, 12)):
+        centre = 1 + k * (tile + 1) + (tile - 1) / 2            # pixels, from the left edge
+        assert x0 + centre / (width - 1) * (x1 - x0) == pytest.approx(z, abs=(x1 - x0) / width)
+    assert (y0, y1) == (x0, x1) and seen["words"]["xlabel"] == "z1" and seen["words"]["ylabel"] == "z2"
+
+
+def test_the_diverging_scale_runs_blue_white_red_and_clips():
+    colours = diverging([-3.0, -2.0, 0.0, 2.0, 5.0], 2.0)
+    assert colours.dtype == np.uint8
+    assert colours.tolist() == [BLUE.tolist(), BLUE.tolist(), [255] * 3, RED.tolist(), RED.tolist()]
+    assert (diverging([-1.0], 2.0)[0] > BLUE).all() and (diverging([1.0], 2.0)[0] < 255).any()
+
+
+def test_the_colour_scale_beside_a_picture_runs_from_minus_to_plus_the_limit():
+    picture = diverging(np.linspace(-1, 1, 40 * 30).reshape(40, 30), 1.0)
+    canvas = beside_colour_scale(picture, 0.8, "weight")
+    top, left = find(canvas, picture)
+    bar = next(x for x in range(left + 30, canvas.shape[1])
+               if (canvas[top, x] == RED).all())                # the top of the bar: +limit
+    assert (canvas[top + 39, bar] == BLUE).all()                 # its bottom: −limit
+    assert (canvas[top + 20, bar] > 240).all()                   # its middle: about 0, white
+    assert inked(canvas[:, bar + 16:]).sum() > 20                # tick labels: −0.8 … 0.8
+
+
+def test_the_pictures_of_a_model_have_titles_and_the_filters_a_shared_scale():
+    X, _ = npae.datasets.load_digits()
+    model = npae.VAE(64, hidden=(16,), latent=2, seed=0).built()
+    recon = model_pictures.reconstructions(model, X[:32], (8, 8))
+    assert recon.shape[0] > 4 * 98 and recon.shape[1] > 16 * 98
+    assert inked(recon[:30]).sum() > 100                         # the title
+    assert inked(recon[40:, :150]).sum() > 100                   # the row labels
+    W = next(iter(model.params.values()))
+    picture = model_pictures.filters(model, (8, 8), n=4)
+    assert picture.ndim == 3 and inked(picture[:30]).sum() > 100
+    limit = np.percentile(np.abs(W.T[:4]), 99)
+    assert tuple(diverging(W[0, 0], limit)) in {tuple(c) for c in picture.reshape(-1, 3)}
+    samples = model_pictures.samples(model, (8, 8), 3, seed=0)
+    assert inked(samples[:30]).sum() > 100
+
+
+@pytest.mark.parametrize("model, name, unit", [
+    (npae.VAE(), "-ELBO", "nats"), (npae.VAE(objective="iwae", k=3), "-IWAE bound", "nats"),
+    (npae.VAE(beta=4.0), "-ELBO (KL weighted by beta)", "nats"),
+    (npae.Autoencoder(), "cross-entropy", "nats"), (npae.Autoencoder(loss="mse"), "squared error", "squared units"),
+    (npae.Autoencoder(sparsity="l1", sparsity_weight=0.1), "cross-entropy + penalty", "nats"),
+    (npae.Autoencoder(contractive_weight=0.1), "cross-entropy + penalty", "nats")])
+def test_the_loss_is_named_with_its_unit(model, name, unit):
+    assert (model_pictures.loss_name(model), model_pictures.loss_unit(model)) == (name, unit)
+
+
+def test_pictures_of_standard_scaled_data_show_it_in_its_own_units():
+    from npae.data.datasets import Dataset
+    from npae.data.scaling import Standard
+    raw = np.array([[0.0, 16.0], [8.0, 4.0]])
+    scaling = Standard(np.array([4.0, 10.0]), np.array([4.0, 6.0]))
+    data = Dataset(None, None, None, None, (1, 2), "t.csv", scaling=scaling)
+    view = model_pictures.unscaled(data, (raw - scaling.mean) / scaling.std)
+    np.testing.assert_allclose(view((raw - scaling.mean) / scaling.std), raw / 16)
+    plain = data._replace(scaling=None)
+    assert model_pictures.unscaled(plain, raw)(raw) is raw
+
+
+def test_a_title_wider_than_its_picture_widens_the_canvas_and_the_picture_stays_whole():
+    picture = np.zeros((20, 30))
+    canvas = titled(picture, "a title much wider than thirty pixels")
+    assert canvas.shape[1] >= 37 * 6 - 1 + 20
+    top, left = find(canvas, as_rgb(picture))
+    assert abs(left - (canvas.shape[1] - 30 - left)) <= 1  # in the middle
+    columns = np.flatnonzero(inked(canvas[:top]).any(axis=0))
+    assert columns.min() >= 5 and columns.max() <= canvas.shape[1] - 5  # not cut at the edges

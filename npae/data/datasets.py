@@ -3,8 +3,9 @@
 Every loader hands back samples as rows: ``X`` has shape (n, d) with one
 flattened image (or feature vector) per row, and labels ``y`` have shape (n,),
 dtype int64. The bundled and IDX loaders scale pixels to float32 in [0, 1];
-``load_array`` returns the user's numbers as stored. Nothing here downloads
-anything: data comes from the package, from a Debian package, or from the user.
+``load_array`` returns the user's numbers as stored, with the columns they chose
+(:mod:`npae.data.tables`). Nothing here downloads anything: data comes from the
+package, from a Debian package, or from the user.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -23,6 +23,8 @@ import numpy as np
 from .. import checks
 from ..files.archive import Archive, FileRefused
 from .batches import FlatRows, RowView
+from .scaling import Standard
+from .tables import choose_columns, read_csv
 
 DIGITS_PATH = Path(__file__).with_name("digits.npz")
 DIGITS_TEST_SIZE = 297
@@ -40,7 +42,9 @@ TrainTest = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class Dataset(NamedTuple):
-    """A train/test pair: X_* (n, d), y_* (n,) int64 or None; image_shape (h, w) with h * w == d, or None."""
+    """A train/test pair: X_* (n, d), y_* (n,) int64 or None; image_shape (h, w) with h * w == d,
+    or None; label_names[k] the name of label k, or None; scaling the standard scaling its
+    parts are seen through (:func:`prepared`), or None."""
 
     X_train: np.ndarray
     y_train: np.ndarray | None
@@ -48,6 +52,8 @@ class Dataset(NamedTuple):
     y_test: np.ndarray | None
     image_shape: tuple[int, int] | None
     name: str
+    label_names: tuple[str, ...] | None = None
+    scaling: Standard | None = None
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -188,28 +194,13 @@ def _read_npz(path: Path):
     return arrays[0], arrays[1] if len(arrays) > 1 else None
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_csv(path: Path):
-    """Comma-separated numbers; a first line with no number in it is a header and is skipped."""
-    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of the data
-        has_header = not any(_is_number(field) for field in f.readline().split(","))
-    with warnings.catch_warnings():  # an empty file is reported below, not warned about
-        warnings.simplefilter("ignore", UserWarning)
-        X = np.loadtxt(path, delimiter=",", skiprows=int(has_header), ndmin=2,
-                       encoding="utf-8-sig")
-    if not np.isfinite(X).all():
-        raise ValueError("contains NaN or infinite values")
-    return X, None
+    """Comma-separated numbers (a header line of names is skipped): the cells as strings and
+    the column names (see :mod:`npae.data.tables`)."""
+    return read_csv(path)
 
 
-ARRAY_READERS = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv, ".txt": _read_csv}
+ARRAY_READERS = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}
 
 
 def _as_rows(X: np.ndarray) -> np.ndarray:
@@ -229,26 +220,44 @@ def _as_rows(X: np.ndarray) -> np.ndarray:
     return X
 
 
-def load_array(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """Load the user's own data: ``.npy``, ``.npz`` or comma-separated ``.csv`` / ``.txt``.
+def load_array(path: str | os.PathLike, *, drop=(), labels=None):
+    """Load the user's own data: ``.npy``, ``.npz`` or comma-separated ``.csv``.
 
     .npy: memory-mapped read-only (mmap_mode="r"), never copied, so it may exceed memory.
     .npz: the array named ``X`` (and optional labels ``y``), or the only array in the file.
-    .csv/.txt: numbers separated by commas; an optional header line of names is skipped.
+    .csv: numbers separated by commas; an optional header line of column names.
+    ``drop``: columns to leave out, by header name or index from 0; ``labels``: the column
+    of labels, taken out of the features (then the data is read into memory).
     Returns X (n, d) in its stored dtype and scale (3-D (n, h, w) is flattened to (n, h*w))
     and y (n,) int64 or None. Pickled data is never loaded.
     """
-    path = Path(path)
+    X, y, _ = _load_file(Path(path), drop, labels)
+    return X, y
+
+
+def _load_file(path: Path, drop=(), labels=None):
+    """``(X, y, label_names)`` of a data file (see :func:`load_array`)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     reader = ARRAY_READERS.get(path.suffix.lower())
     if reader is None:
-        raise ValueError(f"{path}: unknown extension {path.suffix!r}; expected one of {', '.join(ARRAY_READERS)}")
+        raise ValueError(f"{path}: unknown file type {path.suffix or '(no extension)'!r}; npae "
+                         "reads .npy, .npz and .csv (comma-separated) files, and folders of IDX files")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: the file is empty")
     try:
-        X, y = reader(path)
+        label_names = None
+        if reader is _read_csv:  # cells as text, and the header's names
+            cells, names = reader(path)
+            X, y, label_names, _ = choose_columns(cells, names, drop=drop, labels=labels)
+        else:
+            X, y = reader(path)
+            if drop or labels is not None:
+                X, chosen, label_names, _ = choose_columns(_as_rows(X), drop=drop, labels=labels)
+                y = y if labels is None else chosen
         X = _as_rows(X)
+        if reader is _read_csv and not np.isfinite(X).all():
+            raise ValueError("contains NaN or infinite values")
         if y is not None:
             if y.dtype.kind not in "iu" or y.shape != (len(X),):
                 raise ValueError(f"labels 'y' must be integers of shape ({len(X)},), got {y.dtype} {y.shape}")
@@ -257,7 +266,7 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         raise
     except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise ValueError(f"{path}: {err}") from None
-    return X, y
+    return X, y, label_names
 
 
 def square_image_shape(width: int) -> tuple[int, int] | None:
@@ -266,33 +275,40 @@ def square_image_shape(width: int) -> tuple[int, int] | None:
     return (side, side) if side > 1 and side * side == width else None
 
 
-def load(name_or_path: str | os.PathLike) -> Dataset:
+def load(name_or_path: str | os.PathLike, *, drop=(), labels=None) -> Dataset:
     """Data by name or path, as the command line asks for it.
 
     "digits": the bundled digits, split in order: the first 1500 images train, the last
     DIGITS_TEST_SIZE = 297 test (every class has 27..33 test images); image_shape (8, 8).
     "fashion-mnist": ``load_fashion_mnist()``; image_shape (28, 28).
-    A folder: ``load_mnist_folder``. A file: ``load_array``, with X_test = y_test = None.
-    The names take precedence over files of the same name. For folders and files,
-    image_shape is (s, s) when the width d is a perfect square s * s, else None.
+    A folder: ``load_mnist_folder``. A file: ``load_array`` (with its ``drop`` and
+    ``labels``), with X_test = y_test = None. The names take precedence over files of the
+    same name. For folders and files, image_shape is (s, s) when the width d is a perfect
+    square s * s, else None.
     """
+    if (drop or labels is not None) and (name_or_path in ("digits", "fashion-mnist")
+                                          or Path(name_or_path).is_dir()):
+        raise ValueError(f"--drop and --labels choose the columns of a file, not of {name_or_path}")
     if name_or_path == "digits":
         X, y = load_digits()
         split = len(X) - DIGITS_TEST_SIZE
         return Dataset(X[:split], y[:split], X[split:], y[split:], (8, 8), "digits")
     if name_or_path == "fashion-mnist":
         (X_train, y_train), (X_test, y_test) = load_fashion_mnist()
-        return Dataset(X_train, y_train, X_test, y_test, (28, 28), "fashion-mnist")
-    path = Path(name_or_path)
+        return Dataset(X_train, y_train, X_test, y_test, (28, 28), "fashion-mnist",
+                       FASHION_MNIST_CLASSES)
+    path, label_names = Path(name_or_path), None
     if path.is_dir():
         (X_train, y_train), (X_test, y_test) = load_mnist_folder(path)
     elif path.exists():
-        (X_train, y_train), X_test, y_test = load_array(path), None, None
+        X_train, y_train, label_names = _load_file(path, drop, labels)
+        X_test = y_test = None
     else:
         raise FileNotFoundError(f"{name_or_path!r} is neither a bundled data set "
                                 "('digits', 'fashion-mnist') nor an existing file or folder")
-    name = path.name if path.is_dir() else path.stem
-    return Dataset(X_train, y_train, X_test, y_test, square_image_shape(X_train.shape[1]), name)
+    name = path.name
+    return Dataset(X_train, y_train, X_test, y_test, square_image_shape(X_train.shape[1]), name,
+                   label_names)
 
 
 # -- preparing data for training ------------------------------------------------
@@ -322,13 +338,15 @@ def _range(X, rows=65536):
     return min(lows), max(highs)
 
 
-def prepared(data: Dataset, *, scale="auto", seed=0, split=True):
+def prepared(data: Dataset, *, scale="auto", seed=0, split=True, standard=None):
     """``(data, divisor)``: ``data`` with its parts as row views, scaled by one decision.
 
     A data set without a test split gets a seeded HELD_OUT share of its rows held
     out (when it has at least 20 and ``split``), by index: nothing is copied.
+    ``scale="standard"`` fits a :class:`npae.data.scaling.Standard` scaling on the
+    training rows (or applies ``standard``, a model's, when given): it is ``data.scaling``.
     """
-    divisor = scaling([data.X_train, data.X_test], scale)
+    divisor = None if scale == "standard" else scaling([data.X_train, data.X_test], scale)
     X, y, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
     if X_test is None and split and len(X) >= 20:
         order = np.random.default_rng(seed).permutation(len(X))
@@ -339,4 +357,10 @@ def prepared(data: Dataset, *, scale="auto", seed=0, split=True):
     else:
         X = RowView(X, divide_by=divisor) if divisor else X
         X_test = RowView(X_test, divide_by=divisor) if divisor and X_test is not None else X_test
-    return data._replace(X_train=X, y_train=y, X_test=X_test, y_test=y_test), divisor
+    if scale == "standard":
+        standard = Standard.fit(X) if standard is None else standard
+        X, X_test = standard.apply(X), standard.apply(X_test)
+    else:
+        standard = None
+    return data._replace(X_train=X, y_train=y, X_test=X_test, y_test=y_test,
+                         scaling=standard), divisor

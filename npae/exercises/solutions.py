@@ -148,7 +148,7 @@ class OneLayerVAE:
         self.params = {k: rng.normal(scale=scale, size=s) for k, s in shapes.items()}
 
     def loss_and_grads(self, X, eps):
-        p, n = self.params, X.shape[0]
+        p = self.params
         h = np.tanh(X @ p["W_enc"] + p["b_enc"])
         mu, logvar = h @ p["W_mu"] + p["b_mu"], h @ p["W_logvar"] + p["b_logvar"]
         std = np.exp(0.5 * logvar)

@@ -6,7 +6,12 @@ format version (2; version 1 files load too), the model class and its
 constructor arguments, and what fitting learned (width, dtype, column
 names, history) — plus, optionally, the optimiser's state (``optim/…``).
 A checkpoint written by ``fit(checkpoint=...)`` is a model file with a
-training record as well, and loads as the model it holds.
+training record as well, and loads as the model it holds. A model trained on
+standard-scaled columns (``npae train --scale standard``) records that scaling too
+(:func:`scaling_of` reads it), so new rows are scaled the same way; one trained on
+chosen columns of a table (``--drop``, ``--labels``) records the choice
+(:func:`columns_of`). A model file's
+name ends in ``.npz``, as NumPy's archives do: ``save`` refuses any other name.
 
 **Loading costs memory in proportion to the model the file declares, never
 to what a compressed stream claims.**  The metadata is read first, alone
@@ -21,11 +26,14 @@ refused load changes nothing.
 """
 
 import math
+import os
 
 import numpy as np
 
 from .. import checks
 from ..files import atomic, model_records
+from ..data.scaling import Standard
+from ..data.tables import Choice
 from ..files.archive import Archive, FileRefused
 from ..nn import optim
 from ..training.state import is_history
@@ -34,23 +42,36 @@ from .vae import VAE
 
 MODELS = {"Autoencoder": Autoencoder, "VAE": VAE}
 META_KEYS = {"format", "version", "model", "config", "fitted", "params", "history", "optimizer",
-             "training"}
+             "training", "scaling", "columns"}
 FITTED_KEYS = {"n_features_in", "dtype", "feature_names_in", "history"}
 MAX_SIZE = 2**31       # no layer of a model npae saves is wider
 MAX_BYTES = 2**40      # nor holds a terabyte of parameters
 
 
-def save(model, path, *, optimizer=None):
-    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically.
+def save(model, path, *, optimizer=None, scaling=None, columns=None):
+    """Write ``model`` (and ``optimizer``'s state, the :class:`npae.data.scaling.Standard`
+    ``scaling`` of its input columns and the :class:`npae.data.tables.Choice` of
+    ``columns`` it was trained on, if given) to ``path`` atomically.
 
     A symbolic link at ``path`` is written through: the link stays, its target
-    gets the model.  ValueError for a path that cannot be a file, a model
-    whose parameters are not finite, or an optimiser npae cannot record.
+    gets the model.  ValueError for a name that does not end in ``.npz``, a path
+    that cannot be a file, a model whose parameters are not finite, or an
+    optimiser npae cannot record.
     """
     if not isinstance(model, tuple(MODELS.values())):
         raise TypeError(f"model must be an npae Autoencoder or VAE, got {type(model).__name__}")
     path = checks.output_file("path", path)
+    if not path.lower().endswith(".npz"):
+        raise ValueError(f"path must end in .npz (a model file is an .npz archive), got "
+                         f"{os.path.basename(path)!r}")
     meta, arrays = model_records.model_record(model)
+    if scaling is not None:
+        if len(scaling.mean) != model.n_features_in_:
+            raise ValueError(f"scaling has {len(scaling.mean)} columns, the model "
+                             f"{model.n_features_in_}")
+        meta["scaling"] = scaling.record()
+    if columns is not None:
+        meta["columns"] = columns.record()
     if optimizer is not None:
         checks.callable_with("optimizer", optimizer, "state_dict")
         numbers, moments = optim.to_record(optimizer)
@@ -85,6 +106,28 @@ def load(path, *, return_optimizer=False):
                 raise ValueError(f"{path}: {exc}") from None
     _restore(model, params, fitted)
     return (model, optimizer) if return_optimizer else model
+
+
+def scaling_of(path):
+    """The :class:`npae.data.scaling.Standard` scaling the model file at ``path`` records, or
+    None (files written before scaling was recorded have none)."""
+    path = checks.path("path", path)
+    with Archive(path) as archive:
+        meta = archive.metadata()
+    _, fitted, _ = _declared_model(meta, path)
+    if "scaling" not in meta:
+        return None
+    return Standard.from_record(meta["scaling"], fitted["n_features_in"])
+
+
+def columns_of(path):
+    """The :class:`npae.data.tables.Choice` of columns the model file at ``path`` records, or
+    None (a model trained on all the columns, or a file written before choices were recorded)."""
+    path = checks.path("path", path)
+    with Archive(path) as archive:
+        meta = archive.metadata()
+    _declared_model(meta, path)
+    return Choice.from_record(meta["columns"]) if "columns" in meta else None
 
 
 def _restore(model, params, fitted):
@@ -150,6 +193,13 @@ def _declared_model(meta, path):
          f"it declares a model of {atomic.readable_size(total)} (layers up to {max(sizes)} wide)")
     need(meta.get("params") == list(shapes),
          f"its parameter list {meta.get('params')!r} is not this model's {list(shapes)}")
+    try:
+        if "scaling" in meta:
+            Standard.from_record(meta["scaling"], width)
+        if "columns" in meta:
+            Choice.from_record(meta["columns"])
+    except ValueError as exc:
+        need(False, str(exc))
     return model, fitted, shapes
 
 

@@ -1,7 +1,9 @@
-"""Scatter and line plots drawn on uint8 RGB canvases, with round ticks, grid lines and a legend.
+"""Scatter and line plots drawn on uint8 RGB canvases, with round ticks, grid lines and a legend,
+and the words around pictures: titles, row labels, axes and a colour scale.
 
 The codes of held-out data coloured by label, and loss curves per epoch: the two plots
-``python -m npae train`` writes. Text is drawn with :mod:`npae.pictures.font`.
+``python -m npae train`` writes; its grids of images get their titles, labels, axes and
+colour scale here. Text is drawn with :mod:`npae.pictures.font`.
 """
 import math
 
@@ -10,7 +12,8 @@ import numpy as np
 from .font import draw_text, text_size
 from .png import at_least
 
-__all__ = ["scatter_plot", "line_plot", "PALETTE"]
+__all__ = ["scatter_plot", "line_plot", "PALETTE", "as_rgb", "diverging", "titled", "on_axes",
+           "beside_colour_scale"]
 
 # The ten qualitative colours of matplotlib's "tab10"; label k is drawn in PALETTE[k % 10].
 PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -132,7 +135,8 @@ def _new_plot(width, height, xlim, ylim, entries, *, title, line, xlabel="", yla
     return canvas, to_pixels
 
 
-def scatter_plot(points, labels=None, *, size=480, title=None, label_names=None):
+def scatter_plot(points, labels=None, *, size=480, title=None, label_names=None, xlabel="",
+                 ylabel=""):
     """A ``(size, size, 3)`` uint8 RGB picture of 2-D ``points`` ``(n, 2)``, e.g. codes z.
 
     Axes run from the 0.5th to the 99.5th percentile of each coordinate, so a few far
@@ -159,7 +163,8 @@ def scatter_plot(points, labels=None, *, size=480, title=None, label_names=None)
     classes = [] if labels is None else np.unique(labels).tolist()
     names = (lambda label: str(label)) if label_names is None else (lambda label: str(label_names[label]))
     entries = [(names(label), PALETTE[label % len(PALETTE)]) for label in classes]
-    canvas, to_pixels = _new_plot(size, size, xlim, ylim, entries, title=title, line=False)
+    canvas, to_pixels = _new_plot(size, size, xlim, ylim, entries, title=title, line=False,
+                                  xlabel=xlabel, ylabel=ylabel)
     px, py = to_pixels(np.clip(points[:, 0], *xlim), np.clip(points[:, 1], *ylim))
     colors = PALETTE[0] if labels is None else PALETTE[labels % len(PALETTE)]
     _stamp(canvas, px, py, 3 if len(points) <= 500 else 2 if len(points) <= 5000 else 1, colors)
@@ -200,4 +205,101 @@ def line_plot(series, *, size=(640, 400), title=None, xlabel="epoch", ylabel="lo
                 _polyline(canvas, px[run[finite[run]]], py[run[finite[run]]], color)
         if len(values) <= 40:
             _stamp(canvas, px[finite], py[finite], 2, color)
+    return canvas
+
+
+# -- words around pictures: titles, row labels, axes, a colour scale ---------------------
+BLUE, RED = np.array((33, 102, 172)), np.array((178, 24, 43))  # the ends of the diverging scale
+_MARGIN = 10
+
+
+def as_rgb(picture):
+    """A grey picture (floats in [0, 1], or uint8) or an RGB uint8 picture as RGB uint8."""
+    picture = np.asarray(picture)
+    if picture.dtype != np.uint8:
+        picture = np.rint(np.clip(picture, 0.0, 1.0) * 255).astype(np.uint8)
+    return picture if picture.ndim == 3 else np.repeat(picture[:, :, None], 3, axis=2)
+
+
+def diverging(values, limit):
+    """Values as RGB uint8 on one diverging scale: −limit blue, 0 white, +limit red (clipped)."""
+    t = np.clip(np.asarray(values, dtype=float) / limit, -1.0, 1.0)[..., None]
+    end = np.where(t < 0, BLUE, RED)
+    return np.rint(255 + np.abs(t) * (end - 255)).astype(np.uint8)
+
+
+def _title_scale(title, width):
+    return 2 if text_size(title, 2)[0] <= width - 2 * _MARGIN else 1
+
+
+def titled(picture, title, *, row_labels=()):
+    """``picture`` under a ``title``, with ``row_labels`` — ``(text, top, bottom)``, the rows of
+    the picture each names — written to its left: an RGB uint8 canvas."""
+    picture = as_rgb(picture)
+    height, width = picture.shape[:2]
+    label_scale = 2 if all(bottom - top >= 24 for _, top, bottom in row_labels) else 1
+    labels = max((text_size(text, label_scale)[0] for text, _, _ in row_labels), default=-_MARGIN)
+    left = _MARGIN + labels + _MARGIN
+    full = max(left + width + _MARGIN, text_size(title)[0] + 2 * _MARGIN)  # the title fits
+    left = (full - width - _MARGIN) if row_labels else (full - width) // 2
+    scale = _title_scale(title, full)
+    top = _MARGIN + text_size(title, scale)[1] + _MARGIN
+    canvas = np.full((top + height + _MARGIN, full, 3), 255, dtype=np.uint8)
+    canvas[top:top + height, left:left + width] = picture
+    draw_text(canvas, (full - text_size(title, scale)[0]) // 2, _MARGIN, title, _INK, scale=scale)
+    for text, row_top, row_bottom in row_labels:
+        text_width, text_height = text_size(text, label_scale)
+        middle = top + (row_top + row_bottom) // 2 - 7 * label_scale // 2  # capitals stand 7 rows
+        draw_text(canvas, left - _MARGIN - text_width, middle, text, _INK, scale=label_scale)
+    return canvas
+
+
+def on_axes(picture, extent, *, title, xlabel, ylabel):
+    """``picture`` in a frame whose edges are the coordinates ``extent = (x0, x1, y0, y1)``
+    (x to the right, y upwards), with round tick values, axis labels and a title."""
+    picture = as_rgb(picture)
+    height, width = picture.shape[:2]
+    x0, x1, y0, y1 = extent
+    xticks, yticks = _ticks(x0, x1, count=5), _ticks(y0, y1, count=5)
+    left = _MARGIN + max([text_size(label)[0] for _, label in yticks] + [text_size(ylabel)[0] // 2]) + 10
+    full = left + width + 2 * _MARGIN
+    scale = _title_scale(title, full)
+    top = _MARGIN + text_size(title, scale)[1] + _MARGIN + 16
+    canvas = np.full((top + height + 44, full, 3), 255, dtype=np.uint8)
+    canvas[top:top + height, left:left + width] = picture
+    bottom, right = top + height, left + width
+    canvas[top - 1, left - 1:right + 1] = canvas[bottom, left - 1:right + 1] = _FRAME
+    canvas[top - 1:bottom + 1, left - 1] = canvas[top - 1:bottom + 1, right] = _FRAME
+    for value, label in xticks:
+        x = left + int(round((value - x0) / (x1 - x0) * (width - 1)))
+        canvas[bottom:bottom + 5, x] = _FRAME
+        draw_text(canvas, x - text_size(label)[0] // 2, bottom + 8, label, _INK)
+    for value, label in yticks:
+        y = top + int(round((y1 - value) / (y1 - y0) * (height - 1)))
+        canvas[y, left - 5:left] = _FRAME
+        draw_text(canvas, left - 8 - text_size(label)[0], y - 3, label, _INK)
+    draw_text(canvas, (left + right - text_size(xlabel)[0]) // 2, bottom + 24, xlabel, _INK)
+    draw_text(canvas, max(left - text_size(ylabel)[0] // 2, 2), top - 16, ylabel, _INK)
+    draw_text(canvas, (full - text_size(title, scale)[0]) // 2, _MARGIN, title, _INK, scale=scale)
+    return canvas
+
+
+def beside_colour_scale(picture, limit, label):
+    """An RGB ``picture`` drawn on the :func:`diverging` scale, with that scale beside it: a
+    bar from −limit (bottom) to +limit (top) with round tick values, and its ``label``."""
+    picture = as_rgb(picture)
+    height, width = picture.shape[:2]
+    ticks = _ticks(-limit, limit, count=4)
+    bar_left = width + 3 * _MARGIN
+    full = bar_left + 16 + 8 + max(text_size(tick)[0] for _, tick in ticks) + _MARGIN
+    full = max(full, bar_left + text_size(label)[0] // 2 + 8 + _MARGIN)
+    canvas = np.full((height + 20, full, 3), 255, dtype=np.uint8)
+    canvas[20:, :width] = picture
+    levels = np.linspace(limit, -limit, height)
+    canvas[20:, bar_left:bar_left + 16] = diverging(levels, limit)[:, None, :]
+    for value, tick in ticks:
+        y = 20 + int(round((limit - value) / (2 * limit) * (height - 1)))
+        canvas[y, bar_left + 16:bar_left + 20] = _FRAME
+        draw_text(canvas, bar_left + 24, y - 3, tick, _INK)
+    draw_text(canvas, bar_left + 8 - text_size(label)[0] // 2, 4, label, _INK)
     return canvas
