@@ -144,3 +144,67 @@ def test_two_teams_at_work_at_once_put_back_the_blas_threads_they_found():
         assert all(n == 1 for n in blas_threads()), "the second team is still at work"
         second.__exit__(None, None, None)
         assert blas_threads() == before
+
+
+# -- loss computations under threads: each call keeps its intermediate arrays to itself ------
+def _in_threads(fn, n_threads=8, repeats=10):
+    results, errors = [None] * (n_threads * repeats), []
+    barrier = threading.Barrier(n_threads)
+
+    def work(t):
+        try:
+            barrier.wait()
+            for r in range(repeats):
+                results[t * repeats + r] = fn(t * repeats + r)
+        except Exception as exc:      # handed to the test
+            errors.append(exc)
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("model", [
+    npae.Autoencoder(64, hidden=(16,), contractive_weight=0.5, activation="sigmoid",
+                     dtype="float64"),
+    npae.Autoencoder(64, hidden=(16,), sparsity="kl", sparsity_weight=0.3, activation="sigmoid",
+                     dtype="float64"),
+    npae.VAE(64, hidden=(16,), latent=2, objective="iwae", k=3, dtype="float64")],
+    ids=["contractive", "kl-sparsity", "iwae"])
+def test_average_loss_from_eight_threads_equals_the_serial_values(model):
+    model.built()
+    X = npae.datasets.load_digits()[0].astype(np.float64)
+    rows = [X[(17 * i) % 1500:(17 * i) % 1500 + 40 + i % 7] for i in range(80)]
+    serial = [model.average_loss(r, rng=np.random.default_rng(i)) for i, r in enumerate(rows)]
+    threaded = _in_threads(lambda i: model.average_loss(rows[i], rng=np.random.default_rng(i)))
+    assert threaded == serial
+
+
+@pytest.mark.parametrize("model", [
+    npae.Autoencoder(hidden=(16,), sparsity="kl", sparsity_weight=0.3, activation="sigmoid",
+                     epochs=3, batch_size=32),
+    npae.VAE(hidden=(16,), latent=2, epochs=3, batch_size=32)], ids=["kl-sparsity", "vae"])
+def test_fit_with_validation_while_other_threads_transform_equals_a_quiet_fit(model):
+    X = npae.datasets.load_digits()[0]
+    quiet = type(model)(**model.get_params())
+    quiet.fit(X[:600], validation_data=X[600:800])
+    busy = type(model)(**model.get_params()).fit(X[:200], epochs=1)
+    stop = threading.Event()
+    seen = []
+
+    def transform_until_stopped():
+        while not stop.is_set():
+            seen.append(busy.transform(X[:50 + len(seen) % 30]).shape)
+    others = [threading.Thread(target=transform_until_stopped) for _ in range(3)]
+    for t in others:
+        t.start()
+    try:
+        busy.fit(X[:600], validation_data=X[600:800])
+    finally:
+        stop.set()
+        for t in others:
+            t.join()
+    assert seen and busy.history_ == quiet.history_

@@ -90,7 +90,8 @@ class Fitting:
     def average_loss(self, X, *, eps=None, rng=None):
         """The loss alone on any number of rows, as a float (in chunks; noise from ``rng``),
         with the objective's own weights — what validation and early stopping compare."""
-        rng = checks.generator(rng, name="rng") if rng is not None else self.built().rng_
+        self.built()
+        rng = checks.generator(rng, name="rng") if rng is not None else self.rng_
         self.refresh_settings()
         total, n = 0.0, 0
         for start, chunk in self._chunks(X, fitting=True):
