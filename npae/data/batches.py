@@ -12,9 +12,9 @@ visits the blocks in a shuffled order and each block's rows in a shuffled
 order, batch by batch; a batch never spans two blocks.  The indices of a
 batch are sorted before they are read, so a batch is one fancy-indexing
 read that walks the file forwards.  ``benchmarks/scale_out.py`` measures
-what that gains on a file not in the page cache: nothing on this project's
-virtual disk (0.98×), where every page costs the same; it is kept because
-it costs 2 µs a batch, and a device that serves page faults in order (a
+what that gains on a file not in the page cache (``benchmarks/README.md``):
+nothing on a disk where every page costs the same; it is kept because sorting
+costs next to nothing, and a device that serves page faults in order (a
 rotating disk) pays less for reads that move one way.  A batch is a set:
 the order of its rows does not change its loss, only the rounding of the
 sum.

@@ -25,10 +25,10 @@ Every :data:`FLUSH_EVERY` steps both optimisers set the subnormal numbers of
 their moments to zero (:func:`flush_subnormals`), as flush-to-zero hardware
 would.  A moment whose gradient stays 0 — a relu unit that has died, a pixel
 that is 0 in every image — decays by β₁ per step through the subnormal
-range, where x86 arithmetic is ten times slower: on Fashion-MNIST a tenth of
-the VAE's first-layer moments were subnormal by the third epoch, and a pass
-over 653,000 numbers, a tenth of them subnormal, took 2.7 ms instead of 0.25.
-The update this drops is about η·2⁻¹²⁶/ε in size (10⁻³³ in float32).
+range, where x86 arithmetic is many times slower (``benchmarks/README.md``,
+"Measurements behind the code's choices", says how much, and how many of the
+VAE's moments get there).  The update this drops is about η·2⁻¹²⁶/ε in size
+(10⁻³³ in float32).
 """
 
 import math

@@ -34,8 +34,8 @@ WORTH_THREADS = 8e6  # batch rows × parameters below which a step loses more th
 def how_many(n_jobs, work, rows=None):
     """Threads for a step, in scikit-learn's meaning of ``n_jobs``: an int ≥ 1 is that many; -1
     every available core, -2 all but one, …; None, every core when the step's ``work`` (batch rows
-    × parameters) is at least WORTH_THREADS (measured on 2 cores: smaller steps lose more to the
-    threads' hand-offs of the GIL than they gain), else 1.  Never more than the cores, nor than
+    × parameters) is at least WORTH_THREADS (smaller steps lose more to the threads' hand-offs
+    of the GIL than they gain: ``benchmarks/README.md``), else 1.  Never more than the cores, nor than
     the batch's ``rows`` (each thread holds a gradient buffer: a thread with no rows to work on,
     or waiting for a core, costs memory and gains nothing)."""
     cores = available_cores()
