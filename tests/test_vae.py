@@ -257,3 +257,15 @@ def test_kl_warmup_raises_beta_linearly_over_the_first_epochs(digits):
     np.testing.assert_allclose(m.history["loss"][0], oracles.vae_loss_and_grads(
         twin, X, eps, beta=beta / N)[0], rtol=1e-12)
     assert m.loss_weights(None) == beta      # after fit, the objective's own β
+
+def test_elbo_draws_its_samples_in_groups_and_gives_what_one_draw_of_all_would(monkeypatch):
+    """elbo(n_samples=…) never holds more than DRAWS_AT_ONCE values of ε: groups drawn one after
+    another from the same generator are the draws of one go, so the estimate does not change."""
+    from npae.models import vae_evaluation
+    X = npae.datasets.load_digits()[0][:60]
+    m = npae.VAE(hidden=(8,), latent=3, epochs=1).fit(X)
+    at_once = m.elbo(X, n_samples=9, seed=4)
+    monkeypatch.setattr(vae_evaluation, "DRAWS_AT_ONCE", 2 * 60 * 3)   # two draws a group
+    assert np.array_equal(m.elbo(X, n_samples=9, seed=4), at_once)
+    monkeypatch.setattr(vae_evaluation, "DRAWS_AT_ONCE", 1)             # one draw a group
+    assert np.array_equal(m.elbo(X, n_samples=9, seed=4), at_once)

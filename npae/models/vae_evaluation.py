@@ -22,6 +22,7 @@ from ..nn.losses import kl_normal, unit_interval_targets
 
 ROWS_PER_PASS = 8192  # rows (examples × samples) of one decoder pass in evaluation
 SCORE_DRAWS = 4       # ε draws shared by every row in score_samples
+DRAWS_AT_ONCE = 2**20  # ε values drawn at once by elbo: bounds its memory for any n_samples
 
 
 class VAEEvaluation:
@@ -37,26 +38,33 @@ class VAEEvaluation:
         return both[:, :latent], both[:, latent:]
 
     def elbo(self, X, *, n_samples=1, seed=None):
-        """Per-example ELBO (β = 1), averaged over ``n_samples`` draws of ε; shape (n,)."""
+        """Per-example ELBO (β = 1), averaged over ``n_samples`` draws of ε; shape (n,).  The
+        draws are taken at most DRAWS_AT_ONCE values at a time: memory is bounded for any
+        ``n_samples``, and the result is the one all draws at once would give."""
         n_samples = checks.positive_int("n_samples", n_samples)
         rng = checks.generator(seed)
         parts = []
         for _, x in self._chunks(X, fitting=True):
-            eps = rng.standard_normal((n_samples,) + (len(x), self.code_size), dtype=self.dtype_)
-            parts.append(self.elbo_rows(x, eps))
+            shape = (len(x), self.code_size)
+            group = max(1, DRAWS_AT_ONCE // math.prod(shape))
+            draws = (rng.standard_normal((min(group, n_samples - start),) + shape,
+                                         dtype=self.dtype_)
+                     for start in range(0, n_samples, group))
+            parts.append(self.elbo_rows(x, draws, n_samples))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype_)
 
-    def elbo_rows(self, x, eps):
-        """Each row's ELBO estimated with the draws ``eps`` (S, n, latent) or (S, 1, latent):
-        −(the mean over draws of −log p(x|z) + KL)."""
+    def elbo_rows(self, x, draws, n_draws):
+        """Each row's ELBO estimated with ``n_draws`` draws of ε, given as arrays of shape
+        (S, n, latent) or (S, 1, latent): −(the mean over draws of −log p(x|z) + KL)."""
         work = Workspace(self.dtype_)
         _, _, mu, _, logvar, std = self.posterior_batch(x, work)
         recon = np.zeros(x.shape[0], dtype=np.float64)
-        for e in eps:
-            z = reparameterise(mu, std, e, work.like("z", mu))
-            logits = forward_stack(self.decoder_.layers, z, work, "decoder")[-1]
-            recon += self.nll(logits, x, work, None, 1.0, per_example=True)[0]
-        return -(recon / len(eps) + kl_normal(mu, logvar, per_example=True)[0])
+        for eps in draws:
+            for e in eps:
+                z = reparameterise(mu, std, e, work.like("z", mu))
+                logits = forward_stack(self.decoder_.layers, z, work, "decoder")[-1]
+                recon += self.nll(logits, x, work, None, 1.0, per_example=True)[0]
+        return -(recon / n_draws + kl_normal(mu, logvar, per_example=True)[0])
 
     def score_batch(self, X):
         """Each row's ELBO (β = 1) from SCORE_DRAWS draws of ε shared by every row (seed 0):
@@ -66,7 +74,7 @@ class VAEEvaluation:
             X = unit_interval_targets(X)
         eps = np.random.default_rng(0).standard_normal((SCORE_DRAWS, 1, self.code_size),
                                                        dtype=self.dtype_)
-        return self.elbo_rows(X, eps).astype(self.dtype_)
+        return self.elbo_rows(X, [eps], SCORE_DRAWS).astype(self.dtype_)
 
     def log_likelihood(self, X, *, k=1000, seed=None):
         """Per-example importance-weighted estimate of log p(x) with k samples (the IWAE bound).
