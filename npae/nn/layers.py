@@ -105,8 +105,10 @@ def backward_stack(layers, X, outputs, dY, grads, work, prefix, dX=None, weights
         below = outputs[i - 1] if i else X
         into = dX if i == 0 else work.array(f"{prefix}.{i - 1}.dY", (n, W.shape[0]))
         dW = weights[i] if weights is not None and weights[i] is not None else grads[f"{prefix}.{i}.W"]
+        scratch = None if layer.activation.name == "identity" else \
+            work.array(f"{prefix}.{i}.scratch", dY.shape)
         dense_backward(dY, below, outputs[i], W, layer.activation, dW, grads[f"{prefix}.{i}.b"],
-                       into, work.array(f"{prefix}.{i}.scratch", dY.shape))
+                       into, scratch)
         dY = into
     return dX
 
