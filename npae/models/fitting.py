@@ -6,6 +6,7 @@
 :mod:`npae.training.loop`; a step of it is :mod:`npae.training.step`.
 """
 
+import contextlib
 import copy
 
 import numpy as np
@@ -148,21 +149,12 @@ class Fitting:
             self._put_back(before)
             raise
         patience = training["n_iter_no_change"] if training["early_stopping"] else None
-        try:
-            try:
-                loop.run(self, rows, state, epochs=training["epochs"],
-                         batch_size=training["batch_size"], n_jobs=training["n_jobs"],
-                         shuffle=training["shuffle"], verbose=training["verbose"],
-                         validation=validation, patience=patience,
-                         checkpoint=training["checkpoint"],
-                         checkpoint_every=training["checkpoint_every"], data_range=data_range)
-            finally:
-                self._record(state, patience)
-        except KEEPS_ITS_LAST_STEP:
-            raise
-        except BaseException:
-            self._put_back(before)
-            raise
+        with self._run_or_put_back(before, state, patience):
+            loop.run(self, rows, state, epochs=training["epochs"],
+                     batch_size=training["batch_size"], n_jobs=training["n_jobs"],
+                     shuffle=training["shuffle"], verbose=training["verbose"],
+                     validation=validation, patience=patience, checkpoint=training["checkpoint"],
+                     checkpoint_every=training["checkpoint_every"], data_range=data_range)
         return self
 
     def partial_fit(self, X, y=None):
@@ -188,22 +180,29 @@ class Fitting:
         except BaseException:
             self._put_back(before)
             raise
+        with self._run_or_put_back(before, state, None):
+            loop.run(self, rows, state, epochs=state.epoch + 1,
+                     batch_size=training["batch_size"], n_jobs=training["n_jobs"],
+                     shuffle=training["shuffle"], verbose=training["verbose"],
+                     checkpoint=training["checkpoint"],
+                     checkpoint_every=training["checkpoint_every"], data_range=data_range)
+        return self
+
+    @contextlib.contextmanager
+    def _run_or_put_back(self, before, state, patience):
+        """Around a run: record its state, however it ends (:meth:`_record`); and if it fails
+        for any reason but those after which the model keeps its last step, put the model back
+        as it was ``before`` (:meth:`_snapshot`)."""
         try:
             try:
-                loop.run(self, rows, state, epochs=state.epoch + 1,
-                         batch_size=training["batch_size"], n_jobs=training["n_jobs"],
-                         shuffle=training["shuffle"], verbose=training["verbose"],
-                         checkpoint=training["checkpoint"],
-                         checkpoint_every=training["checkpoint_every"], data_range=data_range)
+                yield
             finally:
-                self._record(state, None)
+                self._record(state, patience)
         except KEEPS_ITS_LAST_STEP:
             raise
         except BaseException:
             self._put_back(before)
             raise
-        return self
-        return self
 
     def _snapshot(self, optimizer):
         """What a failed call puts back (:meth:`_put_back`): the attributes, the values of the
