@@ -80,7 +80,8 @@ class Workspace:
         self.views = {}     # (name, shape) -> the view last handed out
 
     def array(self, name, shape):
-        """An uninitialised array called ``name`` of ``shape`` (a tuple), in the workspace's dtype.
+        """An uninitialised array called ``name`` (any hashable: a string, or a tuple such as
+        ``("encoder", 0, "Y")``) of ``shape`` (a tuple), in the workspace's dtype.
 
         Two names never share memory; one name asked again returns the same memory."""
         view = self.views.get((name, shape))

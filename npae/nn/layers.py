@@ -80,13 +80,13 @@ def dense_backward(dY, X, Y, W, activation, dW, db, dX=None, scratch=None):
 
 def forward_stack(layers, X, work, prefix):
     """Run ``X`` through ``layers`` (each with ``params`` W, b and an ``activation``), every
-    output in ``work`` under ``"<prefix>.<i>.Y"``; returns the list of outputs (X itself
-    for an empty stack is not in it)."""
+    output in ``work`` under the name ``(prefix, i, "Y")``; returns the list of outputs (X
+    itself for an empty stack is not in it)."""
     outputs, n = [], X.shape[0]
     for i, layer in enumerate(layers):
         W = layer.params["W"]
         X = dense_forward(X, W, layer.params["b"], layer.activation,
-                          work.array(f"{prefix}.{i}.Y", (n, W.shape[1])))
+                          work.array((prefix, i, "Y"), (n, W.shape[1])))
         outputs.append(X)
     return outputs
 
@@ -103,10 +103,10 @@ def backward_stack(layers, X, outputs, dY, grads, work, prefix, dX=None, weights
         layer = layers[i]
         W = layer.params["W"]
         below = outputs[i - 1] if i else X
-        into = dX if i == 0 else work.array(f"{prefix}.{i - 1}.dY", (n, W.shape[0]))
+        into = dX if i == 0 else work.array((prefix, i - 1, "dY"), (n, W.shape[0]))
         dW = weights[i] if weights is not None and weights[i] is not None else grads[f"{prefix}.{i}.W"]
         scratch = None if layer.activation.name == "identity" else \
-            work.array(f"{prefix}.{i}.scratch", dY.shape)
+            work.array((prefix, i, "scratch"), dY.shape)
         dense_backward(dY, below, outputs[i], W, layer.activation, dW, grads[f"{prefix}.{i}.b"],
                        into, scratch)
         dY = into

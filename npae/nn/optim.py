@@ -302,7 +302,8 @@ def _flat_state(flat, layout, dtype, states):
     """The optimiser's moments ``states`` (dicts name → array) as views of flat buffers laid out
     as ``layout``: ``(layout, buffers)``, made once (values kept) and reused while the layout is
     the same."""
-    if flat is not None and flat[0].shapes == layout.shapes and flat[1][0].dtype == dtype:
+    if flat is not None and (flat[0] is layout or flat[0].shapes == layout.shapes) \
+            and flat[1][0].dtype == dtype:
         return flat
     buffers = []
     for state in states:

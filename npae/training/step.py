@@ -122,7 +122,7 @@ class Step:
         for other in self.G[1:used]:
             G += other[s]
         penalty = 0.0
-        for weights in self.weights:
+        for weights in self.weights if self.alpha else ():
             lo, hi = max(weights.start, s.start), min(weights.stop, s.stop)
             if lo < hi:
                 penalty += l2_penalty(self.P[lo:hi], self.G[0][lo:hi], self.alpha)
