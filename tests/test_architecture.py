@@ -18,7 +18,7 @@ HOUSE = [
     ("checks", [{"checks"}]),                                             # validation and seeds
     ("files", [{"atomic"}, {"archive", "model_records"}]),
     ("nn", [{"activations", "buffers", "optim", "gradcheck"}, {"layers", "losses", "kernels"}]),
-    ("data", [{"columns", "batches", "dask_arrays"}, {"datasets"}]),
+    ("data", [{"columns", "batches", "dask_arrays", "unit_interval"}, {"datasets"}]),
     ("training", [{"signals", "progress", "team", "state"}, {"step", "checkpoints"}, {"loop"}]),
     ("models", [{"conventions"}, {"fitting", "inference"}, {"estimator", "fast_autoencoder",
                 "fast_vae"}, {"autoencoder", "vae"}, {"saving"}]),
