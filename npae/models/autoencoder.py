@@ -44,9 +44,10 @@ corruption, no penalties): higher is better, as scikit-learn expects.
 import numpy as np
 
 from .. import checks
+from ..data import unit_interval
 from ..nn.activations import get_activation, sigmoid
 from ..nn.layers import INITS, Dense, Sequential, stack_shapes
-from ..nn.losses import bce_with_logits, mse, unit_interval_targets
+from ..nn.losses import bce_with_logits, mse
 from ..training import step
 from .estimator import Estimator
 from .fast_autoencoder import AutoencoderStep
@@ -296,15 +297,14 @@ class Autoencoder(Estimator):
     def score_batch(self, X):
         """Minus each row's reconstruction loss (clean input, no penalties).
 
-        For binary cross-entropy, values outside [0, 1] are clipped to it first
-        (and the clipped rows scored), with a warning: a test fold scaled by a
-        MinMaxScaler fitted on another fold strays slightly outside, and the
-        cross-entropy of such a value is not a loss (it can be negative).
+        For binary cross-entropy, a row outside [0, 1] scores as its clipped row less
+        λ nats per unit outside (:mod:`npae.data.unit_interval`): the cross-entropy of
+        such a value is not a loss (it can be negative), and an anomaly must not hide.
         """
         if self.settings_["loss"] == "bce":
-            X = unit_interval_targets(X)
+            X, outside = unit_interval.scored_targets(X)
         logits = self.decoder_.forward(self.encoder_.forward(X))
         if self.settings_["loss"] == "bce":
-            return -bce_with_logits(logits, X, per_example=True)[0]
+            return -bce_with_logits(logits, X, per_example=True)[0] - outside
         return -mse(logits, X, per_example=True)[0]
 

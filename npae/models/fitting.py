@@ -9,7 +9,7 @@
 import numpy as np
 
 from .. import checks
-from ..data import batches, columns
+from ..data import batches, columns, unit_interval
 from ..files import atomic
 from ..training import checkpoints, loop, team
 from ..training.state import PARAMETERS, TrainingState, settings, setup_of
@@ -200,7 +200,6 @@ class Fitting:
         names = columns.feature_names(X)
         X = checks.rows(X, name=name, n_features=n_features, owner=type(self).__name__)
         low, high = checks.value_range(X, self._dtype_for(X), name=name)
-        if self.needs_unit_interval:
-            checks.unit_interval(low, high, name=name, integer_data=np.dtype(X.dtype).kind in "biu",
-                                 instead=self.unit_interval_alternative)
+        if self.needs_unit_interval:  # [0, 1] up to rounding, which becomes the boundary
+            X = unit_interval.accept(X, low, high, name=name, instead=self.unit_interval_alternative)
         return X, names, (low, high)

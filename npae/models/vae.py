@@ -57,7 +57,8 @@ import numpy as np
 from .. import checks
 from ..nn.activations import get_activation, sigmoid
 from ..nn.layers import INITS, Dense, Sequential, stack_shapes
-from ..nn.losses import bce_with_logits, gaussian_nll, kl_normal, unit_interval_targets
+from ..data import unit_interval
+from ..nn.losses import bce_with_logits, gaussian_nll, kl_normal
 from .estimator import Estimator
 from .fast_vae import VAEStep
 
@@ -342,13 +343,14 @@ class VAE(Estimator):
 
     def score_batch(self, X):
         """Each row's ELBO (β = 1) from SCORE_DRAWS draws of ε shared by every row (seed 0):
-        deterministic, and independent of the other rows.  Bernoulli targets outside [0, 1]
-        are clipped to it, with a warning."""
+        deterministic, and independent of the other rows.  A Bernoulli row outside [0, 1]
+        scores as its clipped row less λ nats per unit outside (:mod:`npae.data.unit_interval`)."""
+        outside = 0.0
         if self.settings_["likelihood"] == "bernoulli":
-            X = unit_interval_targets(X)
+            X, outside = unit_interval.scored_targets(X)
         eps = np.random.default_rng(0).standard_normal((SCORE_DRAWS, 1, self.code_size),
                                                        dtype=self.dtype_)
-        return self._elbo_rows(X, eps).astype(self.dtype_)
+        return (self._elbo_rows(X, eps) - outside).astype(self.dtype_)
 
     def log_likelihood(self, X, *, k=1000, seed=None):
         """Per-example importance-weighted estimate of log p(x) with k samples (the IWAE bound).
