@@ -21,7 +21,7 @@ HOUSE = [
     ("data", [{"columns", "batches", "dask_arrays", "unit_interval"}, {"datasets"}]),
     ("training", [{"signals", "progress", "team", "state"}, {"step", "checkpoints"}, {"loop"}]),
     ("models", [{"conventions"}, {"fitting", "inference"}, {"estimator", "fast_autoencoder",
-                "fast_vae"}, {"autoencoder", "vae"}, {"saving"}]),
+                "fast_vae"}, {"autoencoder", "vae"}, {"saving", "outlier"}]),
     ("pictures", [{"png", "font"}, {"plots"}, {"model_pictures"}]),
     ("cli", [{"check"}, {"commands"}, {"parser"}]),
 ]

@@ -1,0 +1,260 @@
+"""An outlier detector in scikit-learn's convention, around an npae model's likelihood.
+
+``OutlierDetector(estimator, contamination)`` fits the model on (mostly) normal rows and
+ranks rows by the model's :meth:`score_samples` — the VAE's ELBO, the autoencoder's negative
+reconstruction loss: a row the model explains poorly is an outlier.  As scikit-learn's
+``IsolationForest`` and ``LocalOutlierFactor(novelty=True)`` do:
+
+* ``score_samples(X)`` — higher is more normal;
+* ``offset_`` — the threshold, from ``contamination``: the training rows' score at that
+  quantile (a float in (0, 0.5]), or, for ``"auto"``, the robust rule
+  ``median − 3.5 · 1.4826 · MAD`` of the training scores (Iglewicz & Hoaglin's modified
+  z-score of 3.5: on scores that are roughly normal, about 1 row in 4,000 is flagged, and a row
+  is flagged for being far out, not for being in the tail of a fixed share);
+* ``decision_function(X) = score_samples(X) − offset_``, negative for outliers;
+* ``predict(X)`` — +1 for inliers, −1 for outliers; ``fit_predict(X)``;
+* ``feature_scores(X)`` — each feature's share of a row's score: an (n, d) array whose rows
+  sum to ``score_samples(X)``, so the most negative entry names the column that makes a row odd.
+
+PyOD's names are aliases, in PyOD's sign (higher is more abnormal): ``decision_scores_``
+(the training rows' outlier scores, ``−score_samples``), ``threshold_`` (``−offset_``) and
+``labels_`` (0 inlier, 1 outlier, for the training rows).
+
+DataFrames set ``feature_names_in_`` (``feature_scores`` returns a DataFrame for one); a Dask
+array gives lazy scores and predictions, computed block by block.
+"""
+
+import sys
+
+import numpy as np
+
+from .. import checks
+from ..data import batches, columns, unit_interval
+from ..nn.losses import bce_with_logits, gaussian_nll, kl_normal, mse
+from .autoencoder import Autoencoder
+from .conventions import NotFittedError
+from .vae import LOGVAR_MAX, LOGVAR_MIN, SCORE_DRAWS, VAE
+
+MAD_RULE = 3.5        # "auto": flag scores this many robust standard deviations below the median
+MAD_TO_SIGMA = 1.4826  # σ of a normal distribution per unit of its median absolute deviation
+BOTH_NOT_FITTED = {}   # the class of not_fitted_error(), made once scikit-learn is loaded
+
+
+def default_estimator(bernoulli):
+    """The model ``estimator=None`` fits: a small VAE, Bernoulli for data in [0, 1], Gaussian
+    otherwise, trained long enough for a table of a few hundred rows."""
+    return VAE(hidden=(64,), latent=8, likelihood="bernoulli" if bernoulli else "gaussian",
+               epochs=60, batch_size=32, seed=0)
+
+
+class OutlierDetector:
+    """Outliers are the rows an npae model, fitted on the data, explains worst.
+
+    Parameters
+    ----------
+    estimator : an npae model (``VAE``, ``Autoencoder``) or None
+        Cloned and fitted at ``fit``.  None: :func:`default_estimator` — a VAE whose
+        likelihood is Bernoulli when the training data lie in [0, 1] (values outside score
+        lower by the distance, :mod:`npae.data.unit_interval`), Gaussian otherwise.
+    contamination : float in (0, 0.5] or ``"auto"``
+        The expected share of outliers in the training data, which sets ``offset_``; the
+        default 0.1 is PyOD's.  ``"auto"``: the modified z-score rule (module docstring).
+
+    Attributes
+    ----------
+    estimator_ : the fitted model.
+    offset_ : float — ``decision_function = score_samples − offset_``.
+    n_features_in_, feature_names_in_ : as for the models.
+    decision_scores_, threshold_, labels_ : PyOD's aliases (module docstring).
+    """
+
+    def __init__(self, estimator=None, *, contamination=0.1):
+        self.estimator, self.contamination = estimator, contamination
+
+    # -- scikit-learn's conventions -------------------------------------------------------
+    def get_params(self, deep=True):
+        """``estimator`` and ``contamination`` as given; with ``deep``, the estimator's own as
+        ``estimator__name`` (so ``GridSearchCV`` can search them)."""
+        params = {"estimator": self.estimator, "contamination": self.contamination}
+        if deep and hasattr(self.estimator, "get_params"):
+            params.update({f"estimator__{k}": v for k, v in self.estimator.get_params().items()})
+        return params
+
+    def set_params(self, **params):
+        """Set ``estimator``, ``contamination`` or the estimator's ``estimator__name``."""
+        nested = {}
+        for name, value in params.items():
+            if name in ("estimator", "contamination"):
+                setattr(self, name, value)
+            elif name.startswith("estimator__") and self.estimator is not None:
+                nested[name.removeprefix("estimator__")] = value
+            else:
+                raise ValueError(f"invalid parameter {name!r} for OutlierDetector; valid "
+                                 "parameters: estimator, contamination, estimator__<name>")
+        if nested:
+            self.estimator.set_params(**nested)
+        return self
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "offset_")
+
+    def __sklearn_tags__(self):
+        """An outlier detector (only scikit-learn calls this, so only then is it imported)."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+        return Tags(estimator_type="outlier_detector", target_tags=TargetTags(required=False),
+                    input_tags=InputTags(allow_nan=False, sparse=False))
+
+    def __repr__(self):
+        shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
+                 if not (k == "estimator" and v is None) and not (k == "contamination" and v == 0.1)]
+        return f"OutlierDetector({', '.join(shown)})"
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, X, y=None, **fit_params):
+        """Fit a clone of ``estimator`` on ``X`` (``y`` is ignored; ``fit_params`` go to its
+        ``fit``), then set ``offset_`` from the training rows' scores."""
+        contamination = self.contamination
+        if not (isinstance(contamination, str) and contamination == "auto"):
+            contamination = checks.number("contamination", contamination)
+            if not 0 < contamination <= 0.5:
+                raise ValueError(f"contamination must be in (0, 0.5] or 'auto', got {contamination!r}")
+        if self.estimator is None:
+            rows = checks.rows(X, name="X", owner="OutlierDetector")
+            low, high = checks.value_range(rows, np.float64)
+            slack = unit_interval.tolerance(getattr(rows, "dtype", np.float64))
+            estimator = default_estimator(-slack <= low and high <= 1 + slack)
+        elif hasattr(self.estimator, "fit") and hasattr(self.estimator, "score_samples"):
+            estimator = type(self.estimator)(**self.estimator.get_params(deep=False))
+        else:
+            raise TypeError("estimator must be a model with fit and score_samples (an npae VAE "
+                            f"or Autoencoder), got {type(self.estimator).__name__}")
+        estimator.fit(X, **fit_params)
+        scores = _computed(self._float_scores(estimator.score_samples(X)))
+        if isinstance(contamination, str):
+            median = float(np.median(scores))
+            mad = float(np.median(np.abs(scores - median)))
+            offset = median - MAD_RULE * MAD_TO_SIGMA * mad
+        else:
+            offset = float(np.percentile(scores, 100 * contamination))
+        self.estimator_, self.offset_ = estimator, offset
+        self.n_features_in_ = estimator.n_features_in_
+        self.__dict__.pop("feature_names_in_", None)
+        if hasattr(estimator, "feature_names_in_"):
+            self.feature_names_in_ = estimator.feature_names_in_
+        self.decision_scores_, self.threshold_ = -scores, -offset
+        self.labels_ = (scores < offset).astype(np.int64)
+        return self
+
+    def fit_predict(self, X, y=None, **fit_params):
+        """``fit(X)`` then ``predict(X)``: +1 for the inliers among the training rows, −1 for
+        the outliers."""
+        return self.fit(X, **fit_params).predict(X)
+
+    # -- scoring --------------------------------------------------------------------------
+    def fitted(self):
+        """The fitted estimator; NotFittedError before ``fit``."""
+        if not hasattr(self, "offset_"):
+            raise not_fitted_error()("This OutlierDetector instance is not fitted yet: call "
+                                     "fit(X) first")
+        return self.estimator_
+
+    def score_samples(self, X):
+        """The fitted model's score of each row (float64; higher is more normal)."""
+        return self._float_scores(self.fitted().score_samples(X))
+
+    def decision_function(self, X):
+        """``score_samples(X) − offset_``: negative for outliers, positive for inliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for inliers (``decision_function ≥ 0``), −1 for outliers, as integers."""
+        return (self.decision_function(X) >= 0).astype(np.int64) * 2 - 1
+
+    def feature_scores(self, X):
+        """Each feature's share of each row's score, (n, d): the row sums are
+        ``score_samples(X)``.
+
+        A feature's share is its term of the reconstruction log-likelihood (averaged over the
+        same draws as the score), less its charge for lying outside [0, 1] (Bernoulli); the
+        VAE's KL term, which belongs to the whole row, is shared equally by the features.  The
+        most negative entry of a row is the column the model finds oddest.  A DataFrame gives a
+        DataFrame (same index, the feature names as columns); a Dask array a lazy Dask array.
+        """
+        model = self.fitted()
+        if not isinstance(model, (VAE, Autoencoder)):
+            raise TypeError(f"feature_scores needs an npae model, not {type(model).__name__}")
+        if checks.is_dask_array(X):
+            X = X.rechunk({1: -1})
+            return X.map_blocks(self.feature_scores, dtype=np.float64,
+                                meta=np.empty((0, X.shape[1]), dtype=np.float64))
+        index = columns.pandas_index(X)
+        columns.check_names("OutlierDetector", getattr(self, "feature_names_in_", None), X)
+        X = checks.rows(X, name="X", n_features=self.n_features_in_, owner="OutlierDetector",
+                        allow_empty=True)
+        out = np.empty(X.shape, dtype=np.float64)
+        for start, chunk in batches.chunks(X):
+            chunk = np.ascontiguousarray(np.asarray(chunk), dtype=model.dtype_)
+            checks.finite(chunk, model.dtype_, first_row=start)
+            out[start:start + len(chunk)] = _feature_terms(model, chunk)
+        if index is None:
+            return out
+        names = getattr(self, "feature_names_in_", None)
+        names = list(names) if names is not None else [f"x{j}" for j in range(out.shape[1])]
+        return columns.wrap(out, "pandas", names, index)
+
+    @staticmethod
+    def _float_scores(scores):
+        return scores.astype(np.float64) if scores.dtype != np.float64 else scores
+
+
+def not_fitted_error():
+    """npae's NotFittedError — and, once scikit-learn is loaded, one that is also scikit-learn's
+    (``except sklearn.exceptions.NotFittedError`` catches it), without importing scikit-learn."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    if sklearn_exceptions is None:
+        return NotFittedError
+    if "both" not in BOTH_NOT_FITTED:
+        BOTH_NOT_FITTED["both"] = type("NotFittedError", (NotFittedError,
+                                                          sklearn_exceptions.NotFittedError), {})
+    return BOTH_NOT_FITTED["both"]
+
+
+def _computed(scores):
+    """A Dask result computed; an array as it is."""
+    return np.asarray(scores.compute() if checks.is_dask_array(scores) else scores)
+
+
+def _feature_terms(model, X):
+    """(n, d) terms of ``model.score_samples`` for a checked batch ``X`` of the model's dtype."""
+    n, d = X.shape
+    bernoulli = (model.settings_["likelihood"] == "bernoulli" if isinstance(model, VAE)
+                 else model.settings_["loss"] == "bce")
+    outside = np.zeros_like(X)
+    if bernoulli:
+        targets = np.clip(X, 0, 1)
+        outside, X = unit_interval.OUTSIDE_NATS * np.abs(X - targets), targets
+
+    def log_likelihood(output):  # each entry's log p(x_j | output), (n, d)
+        flat_out, flat_x = output.reshape(-1, 1), X.reshape(-1, 1)
+        if bernoulli:
+            return -bce_with_logits(flat_out, flat_x, per_example=True)[0].reshape(n, d)
+        if isinstance(model, VAE):
+            x_logvar = np.broadcast_to(np.clip(model.x_logvar_, LOGVAR_MIN, LOGVAR_MAX), (n, d))
+            return -gaussian_nll(flat_x, flat_out, x_logvar.reshape(-1, 1),
+                                 per_example=True)[0].reshape(n, d)
+        return -mse(flat_out, flat_x, per_example=True)[0].reshape(n, d)
+
+    if isinstance(model, Autoencoder):
+        terms = log_likelihood(model.decoder_.forward(model.encoder_.forward(X)))
+        return terms.astype(np.float64) - outside
+    H = model.encoder_.forward(X)
+    mu = model.mu_head_.forward(H)
+    logvar = np.clip(model.logvar_head_.forward(H), LOGVAR_MIN, LOGVAR_MAX)
+    std = np.exp(0.5 * logvar)
+    eps = np.random.default_rng(0).standard_normal((SCORE_DRAWS, 1, model.code_size),
+                                                   dtype=model.dtype_)
+    terms = np.zeros((n, d), dtype=np.float64)
+    for e in eps:
+        terms += log_likelihood(model.decoder_.forward(mu + std * e))
+    kl = kl_normal(mu, logvar, per_example=True)[0]
+    return terms / len(eps) - kl[:, None] / d - outside
