@@ -11,7 +11,7 @@ import numpy as np
 from .. import checks
 from ..data import batches, columns, unit_interval
 from ..files import atomic
-from ..training import checkpoints, loop, team
+from ..training import checkpoints, loop, schedules, team
 from ..training.state import PARAMETERS, TrainingState, settings, setup_of
 
 
@@ -103,12 +103,16 @@ class Fitting:
         hyper-parameters for this call (``epochs``, ``batch_size``, ``lr``,
         ``shuffle``, ``seed``, ``verbose``, …) and take ``optimizer`` (default
         ``Adam(lr)``), ``validation_data``, ``checkpoint`` (a path saved every
-        ``checkpoint_every`` epochs, at the end and on a signal) and ``resume``
-        (a checkpoint to continue).  A refused call leaves the model as it was.
+        ``checkpoint_every`` epochs, at the end and on a signal), ``resume``
+        (a checkpoint to continue), ``lr_schedule`` (a callable of the epoch, or "invscaling",
+        "step", "cosine", "adaptive") and ``callbacks`` (``f(model, record)`` after each epoch;
+        True stops): :mod:`npae.training.schedules`.  A run that ends still clearly improving
+        warns with :class:`~npae.ConvergenceWarning`.  A refused call leaves the model as it was.
         """
         before = dict(self.__dict__)
         try:
             s = self.training_settings(overrides)
+            s["base_lr"] = getattr(s["optimizer"], "lr", None)  # before a resume sets it
             X, names, data_range = self._fit_data(X)
             if not self._warm(s, X):
                 self.start_from_seed(X.shape[1], s["seed"], self._dtype_for(X))
@@ -131,6 +135,7 @@ class Fitting:
                 state = checkpoints.load_checkpoint(s["resume"], self, s["optimizer"], setup)
             else:
                 state = TrainingState(s["optimizer"], train_rng)
+            state.began_with = schedules.began_with(s)
             if s["checkpoint"] is not None:
                 atomic.probe_writable("checkpoint", s["checkpoint"])
         except BaseException:
@@ -139,10 +144,13 @@ class Fitting:
             raise
         self._run(rows, state, s, validation=validation, data_range=data_range,
                   patience=s["n_iter_no_change"] if s["early_stopping"] else None)
+        if state.stopped is None:
+            schedules.warn_if_improving(state.history["loss"], type(self).__name__, s["epochs"])
         return self
 
     def partial_fit(self, X, y=None):
-        """One pass over ``X``, continuing the optimiser's state (and the network) of earlier calls."""
+        """One pass over ``X``, continuing the optimiser's state (and the network) of earlier
+        calls; ``lr`` set since then takes effect, a new ``seed`` cannot (a warning says so)."""
         s = self.training_settings()
         continuing = hasattr(self, "n_features_in_")
         if continuing:
@@ -154,6 +162,10 @@ class Fitting:
         state = getattr(self, "training_", None)
         if state is None:
             state = TrainingState(s["optimizer"], checks.generators(s["seed"], 2)[1])
+            state.began_with = schedules.began_with(s)
+        else:  # settings changed since the last call take effect, or say why they cannot
+            self.refresh_settings()
+            schedules.continue_with(state, s, type(self).__name__)
         state.plan = state.order = None  # a new pass over new rows
         state.best = None
         self._run(batches.Rows(X, self.dtype_), state, dict(s, epochs=state.epoch + 1),
@@ -181,7 +193,9 @@ class Fitting:
             loop.run(self, rows, state, step, epochs=s["epochs"], batch_size=s["batch_size"],
                          shuffle=s["shuffle"], verbose=s["verbose"], validation=validation,
                          patience=patience, checkpoint=s["checkpoint"],
-                         checkpoint_every=s["checkpoint_every"], data_range=data_range)
+                         checkpoint_every=s["checkpoint_every"], data_range=data_range,
+                         lr_schedule=s["lr_schedule"], base_lr=s.get("base_lr"),
+                         callbacks=s["callbacks"])
         finally:
             step.close()
             self.training_, self.history_ = state, state.history
