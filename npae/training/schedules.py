@@ -40,7 +40,7 @@ from .. import checks
 
 NAMES = ("constant", "invscaling", "step", "cosine", "adaptive")
 TOL = 1e-3          # "adaptive": an improvement smaller than this (relative) does not count
-CLEAR_GAIN = 0.01   # convergence: a relative fall of the loss over the last epochs still "clear"
+CLEAR_GAIN = 0.02   # convergence: a relative fall of the loss over the last epochs still "clear"
 LAST_EPOCHS = 3     # convergence: how many of the last epochs are looked at
 
 
