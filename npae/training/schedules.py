@@ -29,7 +29,10 @@ own settings (sizes, activations, likelihood, ``dtype``) need a new ``fit``: ref
 
 **Convergence.**  :func:`warn_if_improving` warns with :class:`ConvergenceWarning` when ``fit``
 ran all its epochs and the last ones were still clearly lowering the loss, as scikit-learn's
-MLP does when it reaches ``max_iter``.
+MLP does when it reaches ``max_iter``.  "Clearly" is measured against the run itself, not the
+loss's size (a Bernoulli loss on continuous data has a large floor it never goes below): over
+the last third of the epochs, the loss's trend is falling beyond its epoch-to-epoch noise
+(t < −3) by at least 2% of all it fell since the first epoch.
 """
 
 import math
@@ -40,8 +43,9 @@ from .. import checks
 
 NAMES = ("constant", "invscaling", "step", "cosine", "adaptive")
 TOL = 1e-3          # "adaptive": an improvement smaller than this (relative) does not count
-CLEAR_GAIN = 0.02   # convergence: a relative fall of the loss over the last epochs still "clear"
-LAST_EPOCHS = 3     # convergence: how many of the last epochs are looked at
+FEWEST = 4          # convergence: the fewest epochs looked at (the last third of the run)
+T_CLEAR = -3.0      # convergence: the slope's t-statistic below which the loss is still falling
+CLEAR_SHARE = 0.02  # convergence: ... and by at least this share of the run's whole fall
 
 
 class ConvergenceWarning(UserWarning):
@@ -137,16 +141,34 @@ def checked_callbacks(callbacks):
     return callbacks
 
 
+def still_falling(losses):
+    """``(t, share)`` of the last third of a run's epoch losses (at least FEWEST of them): the
+    t-statistic of their least-squares slope, and the fall that slope makes over them as a
+    share of the run's whole fall (first loss − lowest); None for fewer than FEWEST epochs."""
+    if len(losses) < FEWEST or not all(math.isfinite(x) for x in losses):
+        return None
+    last = losses[-max(FEWEST, len(losses) // 3):]
+    w = len(last)
+    x_mean, y_mean = (w - 1) / 2, sum(last) / w
+    sxx = sum((i - x_mean) ** 2 for i in range(w))
+    slope = sum((i - x_mean) * (y - y_mean) for i, y in enumerate(last)) / sxx
+    residual = sum((y - y_mean - slope * (i - x_mean)) ** 2 for i, y in enumerate(last))
+    spread = math.sqrt(residual / (w - 2) / sxx)
+    t = slope / spread if spread > 0 else (-math.inf if slope < 0 else 0.0)
+    whole = losses[0] - min(losses)
+    return t, (-slope * (w - 1) / whole if whole > 0 else 0.0)
+
+
 def warn_if_improving(losses, owner, epochs, stacklevel=3):
-    """:class:`ConvergenceWarning` when the last :data:`LAST_EPOCHS` epochs each lowered the
-    loss and together by more than :data:`CLEAR_GAIN` of it."""
-    last = losses[-LAST_EPOCHS:]
-    if len(last) < LAST_EPOCHS or not all(math.isfinite(x) for x in last):
+    """:class:`ConvergenceWarning` when the last third of the epochs (at least FEWEST) still
+    lowered the loss clearly: a least-squares slope ``T_CLEAR`` standard errors below zero, and
+    a fall over them of at least ``CLEAR_SHARE`` of the run's whole fall."""
+    found = still_falling(losses)
+    if found is None:
         return
-    falling = all(b < a for a, b in zip(last, last[1:]))
-    gain = (last[0] - last[-1]) / max(abs(last[0]), 1e-12)
-    if falling and gain > CLEAR_GAIN:
-        warnings.warn(f"{owner}: the loss was still falling after {epochs} epochs (by "
-                      f"{100 * gain:.1f}% over the last {LAST_EPOCHS - 1}): the model is "
+    t, share = found
+    if t < T_CLEAR and share > CLEAR_SHARE:
+        warnings.warn(f"{owner}: the loss was still falling after {epochs} epochs (its last "
+                      f"epochs gained {100 * share:.0f}% of the whole fall): the model is "
                       "probably undertrained; raise epochs (or use early_stopping=True)",
                       ConvergenceWarning, stacklevel=stacklevel)
