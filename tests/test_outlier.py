@@ -81,14 +81,15 @@ def test_unfitted_is_refused_as_scikit_learn_and_npae_say_it():
         npae.OutlierDetector().feature_scores(np.zeros((2, 3)))
 
 
-def test_the_default_estimator_is_a_gaussian_vae_trained_about_a_thousand_steps():
+def test_the_default_estimator_is_a_gaussian_vae_trained_about_3000_steps():
     rng = np.random.default_rng(0)
     detector = npae.OutlierDetector(contamination=0.1).fit(rng.uniform(size=(40, 3)))
     model = detector.estimator_
     assert (type(model), model.likelihood, model.epochs) == (npae.VAE, "gaussian", 100)
     assert detector.estimator is None            # the parameter is left as it was given
-    assert npae.models.outlier.default_estimator(6000).epochs == 10
-    assert npae.models.outlier.default_estimator(1000).epochs == 32
+    assert npae.models.outlier.default_estimator(6000).epochs == 16    # 188 batches
+    assert npae.models.outlier.default_estimator(1000).epochs == 94    # 32 batches
+    assert npae.models.outlier.default_estimator(10**6).epochs == 10
 
 
 @pytest.mark.parametrize("make", [lambda: small(epochs=2),
