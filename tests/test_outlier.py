@@ -83,7 +83,9 @@ def test_unfitted_is_refused_as_scikit_learn_and_npae_say_it():
 
 def test_the_default_estimator_is_a_gaussian_vae_trained_about_3000_steps():
     rng = np.random.default_rng(0)
-    detector = npae.OutlierDetector(contamination=0.1).fit(rng.uniform(size=(40, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", npae.ConvergenceWarning)
+        detector = npae.OutlierDetector(contamination=0.1).fit(rng.uniform(size=(40, 3)))
     model = detector.estimator_
     assert (type(model), model.likelihood, model.epochs) == (npae.VAE, "gaussian", 100)
     assert detector.estimator is None            # the parameter is left as it was given
