@@ -165,6 +165,8 @@ def main():
     parser.add_argument("--test", type=int, default=10000,
                         help="Fashion-MNIST test rows scored (default: all 10000)")
     parser.add_argument("--only", default="", help="comma-separated method names to run")
+    parser.add_argument("--data", default="",
+                        help="comma-separated data sets to run (default: all four)")
     parser.add_argument("--quick", action="store_true", help="500 training, 1000 test images")
     args = parser.parse_args()
     if args.quick:
@@ -181,6 +183,8 @@ def main():
     lines = [f"Anomaly detection, {record['date']}; Fashion-MNIST: {args.train_per_class} "
              f"training images per class, {args.test} test images; {note}", ""]
     for data, parts in tasks(args):
+        if args.data and data not in args.data.split(","):
+            continue
         record["results"][data] = {"parts": [p[0] for p in parts], "methods": {}}
         for name, make in chosen.items():
             rows = measure(make, parts)
