@@ -66,8 +66,9 @@ class OutlierDetector:
     estimator : an npae model (``VAE``, ``Autoencoder``) or None
         Cloned and fitted at ``fit``.  None: :func:`default_estimator`, a VAE with a Gaussian
         likelihood, trained for a fixed budget (no ConvergenceWarning: its learned variances
-        keep lowering the loss long after the ranking of rows has settled).  (A Bernoulli model scores a value outside [0, 1] lower by its distance
-        outside, :mod:`npae.data.unit_interval`.)
+        keep lowering the loss long after the ranking of rows has settled).  A Bernoulli
+        model scores a value outside [0, 1] lower by its distance outside
+        (:mod:`npae.data.unit_interval`).
     contamination : float in (0, 0.5] or ``"auto"``
         The expected share of outliers in the training data, which sets ``offset_``; the
         default 0.1 is PyOD's.  ``"auto"``: the modified z-score rule (module docstring).
@@ -117,8 +118,9 @@ class OutlierDetector:
                     input_tags=InputTags(allow_nan=False, sparse=False))
 
     def __repr__(self):
+        defaults = {"estimator": None, "contamination": 0.1}
         shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
-                 if not (k == "estimator" and v is None) and not (k == "contamination" and v == 0.1)]
+                 if not (v is defaults[k] or (k == "contamination" and v == 0.1))]
         return f"OutlierDetector({', '.join(shown)})"
 
     # -- fitting --------------------------------------------------------------------------
@@ -129,9 +131,11 @@ class OutlierDetector:
         if not (isinstance(contamination, str) and contamination == "auto"):
             contamination = checks.number("contamination", contamination)
             if not 0 < contamination <= 0.5:
-                raise ValueError(f"contamination must be in (0, 0.5] or 'auto', got {contamination!r}")
+                raise ValueError("contamination must be in (0, 0.5] or 'auto', got "
+                                 f"{contamination!r}")
         if self.estimator is None:
-            estimator = default_estimator(checks.rows(X, name="X", owner="OutlierDetector").shape[0])
+            n_rows = checks.rows(X, name="X", owner="OutlierDetector").shape[0]
+            estimator = default_estimator(n_rows)
         elif hasattr(self.estimator, "fit") and hasattr(self.estimator, "score_samples"):
             estimator = type(self.estimator)(**self.estimator.get_params(deep=False))
         else:
