@@ -184,8 +184,9 @@ def main():
     record = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "npae": npae.__version__,
               "pyod": note, "train_per_class": args.train_per_class, "test": args.test,
               "results": {}}
-    lines = [f"Anomaly detection, {record['date']}; Fashion-MNIST: {args.train_per_class} "
-             f"training images per class, {args.test} test images; {note}", ""]
+    fashion = (f"; Fashion-MNIST: {args.train_per_class} training images per class, "
+               f"{args.test} test images" if not args.data or "Fashion-MNIST" in args.data else "")
+    lines = [f"Anomaly detection, {record['date']}{fashion}; {note}", ""]
     for data, parts in tasks(args):
         if args.data and data not in args.data.split(","):
             continue
