@@ -15,12 +15,14 @@ import sys
 from .data import datasets
 from .data.batches import RowView
 from .models.autoencoder import Autoencoder
+from .models.outlier import OutlierDetector
 from .models.saving import load, save
 from .models.vae import VAE
 from .nn import activations, losses
 from .training import signals
 from .nn.gradcheck import gradcheck
 from .nn.gradcheck_objects import gradcheck_layer
+from .training.schedules import ConvergenceWarning
 from .nn.layers import Dense, Sequential
 from .nn.optim import SGD, Adam
 
@@ -29,5 +31,5 @@ for _module in (activations, losses, datasets, signals):
     sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
 
 __version__ = "0.2.0"
-__all__ = ["Autoencoder", "VAE", "RowView", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
+__all__ = ["Autoencoder", "VAE", "OutlierDetector", "ConvergenceWarning", "RowView", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
            "gradcheck_layer", "save", "load", "activations", "losses", "datasets", "signals"]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import npae
 from conftest import assert_unchanged, snapshot, GRAD_TOL, H, assert_gradients_ok
+from npae.data import unit_interval
 from npae.nn.activations import get_activation, sigmoid, softplus
 from npae.models.estimator import NotFittedError
 from npae.nn.losses import bce_with_logits
@@ -127,7 +128,8 @@ def malformed(draw, *, owner, unit_interval, float32, name="X", width=D):
         instead = "likelihood='gaussian'" if owner == "VAE" else "loss='mse'"
         return kind, good, ValueError, (
             rf"^{name} must lie in \[0, 1\] for a Bernoulli / binary cross-entropy likelihood, but "
-            rf"its values span \[.*\]; scale it to \[0, 1\] or use {re.escape(instead)}$")
+            rf"{name}\[{row}, {col}\] = {re.escape(repr(float(good[row, col])))} \(its values span "
+            rf"\[.*\]\); scale it to \[0, 1\] or use {re.escape(instead)}$")
     if kind == "uint8":
         X = (good * 255).astype(np.uint8)
         X[0, 0] = 255
@@ -188,22 +190,18 @@ def test_malformed_validation_data_is_refused_by_name_before_any_training(make, 
 
 
 @pytest.mark.parametrize("make", SMALL_MODELS.values(), ids=SMALL_MODELS.keys())
-def test_transform_accepts_any_finite_data_and_score_clips_bernoulli_targets_with_a_warning(make):
+def test_transform_accepts_any_finite_data_and_a_bernoulli_score_charges_the_distance_outside(make):
     model = make()
     X = np.full((3, D), 2.0)
     assert model.encode(X).shape == (3, model.code_size)
     assert model.reconstruct(X).shape == (3, D)
-    if model.needs_unit_interval:
-        with pytest.warns(UserWarning, match=r"the data spans \[0, 2\]; the Bernoulli likelihood's score "
-                                             r"clips it to \[0, 1\]"):
-            clipped = model.score_samples(X)
-        expected = model.score_samples(np.ones((3, D)))   # both models score the clipped rows
-        np.testing.assert_array_equal(clipped, expected)
-        assert (clipped < 0).all()
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert np.isfinite(model.score_samples(X)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = model.score_samples(X)
+    assert np.isfinite(scores).all()
+    if model.needs_unit_interval:   # the clipped rows' score, less λ nats per unit outside
+        expected = model.score_samples(np.ones((3, D))) - unit_interval.OUTSIDE_NATS * D
+        np.testing.assert_allclose(scores, expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("make", SMALL_MODELS.values(), ids=SMALL_MODELS.keys())

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import H, assert_gradients_ok
 from npae import gradcheck
-from npae.nn.losses import bce_with_logits, gaussian_nll, kl_normal, mse, unit_interval_targets
+from npae.nn.losses import bce_with_logits, gaussian_nll, kl_normal, mse
 
 LOG_2PI = math.log(2 * math.pi)
 LOG2 = math.log(2)
@@ -99,16 +99,6 @@ def test_kl_hand_worked():
     assert kl == pytest.approx(1 - LOG2 / 2, rel=1e-15)
     np.testing.assert_array_equal(dmu, [[1.0, 0.0]])
     np.testing.assert_allclose(dlogvar, [[0.0, 0.5]], rtol=1e-15, atol=1e-16)
-
-
-def test_bernoulli_targets_are_clipped_to_the_unit_interval_with_a_warning():
-    inside = np.array([[0.0, 0.5, 1.0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert unit_interval_targets(inside) is inside          # nothing to clip: no warning
-    with pytest.warns(UserWarning, match=r"spans \[-0.1, 1.2\].*clips it to \[0, 1\]"):
-        clipped = unit_interval_targets(np.array([[-0.1, 0.5, 1.2]]))
-    np.testing.assert_array_equal(clipped, [[0.0, 0.5, 1.0]])
 
 
 # --- agreement with the naive formulas -------------------------------------------------

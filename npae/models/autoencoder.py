@@ -50,12 +50,13 @@ training changes.
 import numpy as np
 
 from .. import checks
+from ..data import unit_interval
 from ..nn import activations
 from ..nn.activations import get_activation, sigmoid
 from ..nn.buffers import Workspace
 from ..nn.layers import (INITS, Dense, Sequential, affine_backward, backward_stack, forward_stack,
                          stack_shapes)
-from ..nn.losses import bce_with_logits, mse, unit_interval_targets
+from ..nn.losses import bce_with_logits, mse
 from .estimator import Estimator
 
 OUTPUT_LOSS_PAIRS = (("sigmoid", "bce"), ("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"))
@@ -342,18 +343,22 @@ class Autoencoder(Estimator):
         out = forward_stack(self.decoder_.layers, H, Workspace(self.dtype_), "decoder")[-1]
         return sigmoid(out, out=out) if self.settings_["loss"] == "bce" else out
 
-    def score_batch(self, X):
-        """Minus each row's reconstruction loss (clean input, no penalties).
-
-        For binary cross-entropy, values outside [0, 1] are clipped to it first
-        (and the clipped rows scored), with a warning: a test fold scaled by a
-        MinMaxScaler fitted on another fold strays slightly outside, and the
-        cross-entropy of such a value is not a loss (it can be negative).
-        """
+    def feature_terms(self, X):
+        """Each feature's term of each row's score, (n, d): minus its reconstruction loss
+        (clean input, no penalties) — each entry taken as a row of one by the loss — less, for
+        binary cross-entropy, λ nats per unit it lies outside [0, 1] (its value clipped first:
+        :mod:`npae.data.unit_interval`; the cross-entropy of such a value is not a loss, and an
+        anomaly must not hide)."""
+        outside = 0.0
         if self.settings_["loss"] == "bce":
-            X = unit_interval_targets(X)
+            X, outside = unit_interval.scored_targets(X)
         work = Workspace(self.dtype_)
         H = forward_stack(self.encoder_.layers, X, work, "encoder")[-1]
         out = forward_stack(self.decoder_.layers, H, work, "decoder")[-1]
         loss = bce_with_logits if self.settings_["loss"] == "bce" else mse
-        return -loss(out, X, per_example=True)[0]
+        terms = -loss(out.reshape(-1, 1), X.reshape(-1, 1), per_example=True)[0]
+        return terms.reshape(X.shape) - outside
+
+    def score_batch(self, X):
+        """Minus each row's reconstruction loss: the sum of its :meth:`feature_terms`."""
+        return self.feature_terms(X).sum(axis=1, dtype=np.float64).astype(self.dtype_)

@@ -12,11 +12,11 @@ import copy
 import numpy as np
 
 from .. import checks
-from ..data import batches, columns
+from ..data import batches, columns, unit_interval
 from ..files import atomic
 from ..nn.buffers import Workspace
 from ..nn.losses import l2_penalty
-from ..training import checkpoints, loop
+from ..training import checkpoints, loop, schedules
 from ..training.state import PARAMETERS, TrainingState, settings, setup_of
 
 
@@ -111,14 +111,19 @@ class Fitting:
         hyper-parameters for this call (``epochs``, ``batch_size``, ``lr``,
         ``shuffle``, ``seed``, ``verbose``, …) and take ``optimizer`` (default
         ``Adam(lr)``), ``validation_data``, ``checkpoint`` (a path saved every
-        ``checkpoint_every`` epochs, at the end and on a signal) and ``resume``
-        (a checkpoint to continue).  A refused call leaves the model as it was, and so does an
-        error from the data mid-run (say, a Dask block that fails to compute); a run that
-        diverges, is stopped by a signal or cannot write its checkpoint keeps its last step.
+        ``checkpoint_every`` epochs, at the end and on a signal), ``resume``
+        (a checkpoint to continue), ``lr_schedule`` (a callable of the epoch, or "invscaling",
+        "step", "cosine", "adaptive") and ``callbacks`` (``f(model, record)`` after each epoch;
+        True stops): :mod:`npae.training.schedules`.  A run that ends still clearly improving
+        warns with :class:`~npae.ConvergenceWarning`.  A refused call leaves the model as it
+        was, and so does an error from the data mid-run (say, a Dask block that fails to
+        compute); a run that diverges, is stopped by a signal or cannot write its checkpoint
+        keeps its last step.
         """
         before = self._snapshot(overrides.get("optimizer"))
         try:
             training = self.training_settings(overrides)
+            training["base_lr"] = getattr(training["optimizer"], "lr", None)  # before a resume
             X, names, data_range = self._fit_data(X)
             if not self._warm(training, X):
                 self.start_from_seed(X.shape[1], training["seed"], self._dtype_for(X))
@@ -141,10 +146,12 @@ class Fitting:
             if training["checkpoint"] is not None:  # before a resume changes anything
                 atomic.probe_writable("checkpoint", training["checkpoint"])
             if training["resume"] is not None:
-                state = checkpoints.load_checkpoint(training["resume"], self,
-                                                    training["optimizer"], setup)
+                state = checkpoints.load_checkpoint(
+                    training["resume"], self, training["optimizer"], setup,
+                    scheduled=training["lr_schedule"] is not None)
             else:
                 state = TrainingState(training["optimizer"], train_rng)
+            state.began_with = schedules.began_with(training)
         except BaseException:
             self._put_back(before)
             raise
@@ -154,12 +161,18 @@ class Fitting:
                      batch_size=training["batch_size"], n_jobs=training["n_jobs"],
                      shuffle=training["shuffle"], verbose=training["verbose"],
                      validation=validation, patience=patience, checkpoint=training["checkpoint"],
-                     checkpoint_every=training["checkpoint_every"], data_range=data_range)
+                     checkpoint_every=training["checkpoint_every"], data_range=data_range,
+                     lr_schedule=training["lr_schedule"], base_lr=training["base_lr"],
+                     callbacks=training["callbacks"])
+        if state.stopped is None:
+            schedules.warn_if_improving(state.history["loss"], type(self).__name__,
+                                        training["epochs"])
         return self
 
     def partial_fit(self, X, y=None):
         """One pass over ``X``, continuing the optimiser's state (and the network) of earlier
-        calls.  A refused call (or an error from the data mid-pass) leaves the model as it was."""
+        calls; ``lr`` set since then takes effect, a new ``seed`` cannot (a warning says so).
+        A refused call (or an error from the data mid-pass) leaves the model as it was."""
         training = self.training_settings()
         before = self._snapshot(None)
         try:
@@ -174,6 +187,10 @@ class Fitting:
             if state is None:
                 state = TrainingState(training["optimizer"],
                                       checks.generators(training["seed"], 2)[1])
+                state.began_with = schedules.began_with(training)
+            else:  # settings changed since the last call take effect, or say why they cannot
+                self.refresh_settings()
+                schedules.continue_with(state, training, type(self).__name__)
             state.plan = state.order = None  # a new pass over new rows
             state.best = None
             rows = batches.Rows(X, self.dtype_)
@@ -259,7 +276,6 @@ class Fitting:
         names = columns.feature_names(X)
         X = checks.rows(X, name=name, n_features=n_features, owner=type(self).__name__)
         low, high = checks.value_range(X, self._dtype_for(X), name=name)
-        if self.needs_unit_interval:
-            checks.unit_interval(low, high, name=name, integer_data=np.dtype(X.dtype).kind in "biu",
-                                 instead=self.unit_interval_alternative)
+        if self.needs_unit_interval:  # [0, 1] up to rounding, which becomes the boundary
+            X = unit_interval.accept(X, low, high, name=name, instead=self.unit_interval_alternative)
         return X, names, (low, high)

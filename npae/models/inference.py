@@ -9,7 +9,7 @@ Dask is never imported.
 import numpy as np
 
 from .. import checks
-from ..data import batches, columns, dask_arrays
+from ..data import batches, columns, dask_arrays, unit_interval
 
 
 class Inference:
@@ -24,8 +24,8 @@ class Inference:
                                    owner=type(self).__name__))
         if fitting and self.needs_unit_interval:
             low, high = checks.value_range(X, self.dtype_, name=name, first_row=first_row)
-            checks.unit_interval(low, high, name=name, integer_data=X.dtype.kind in "biu",
-                                 instead=self.unit_interval_alternative)
+            X = unit_interval.accept(X, low, high, name=name, first_row=first_row,
+                                     instead=self.unit_interval_alternative)
         else:
             checks.finite(X, self.dtype_, name=name, first_row=first_row)
         return np.ascontiguousarray(X, dtype=self.dtype_)

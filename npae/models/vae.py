@@ -305,21 +305,28 @@ class VAE(VAEEvaluation, Estimator):
         dlogvar += dz
         return recon + kl
 
-    def nll(self, logits, X, work, grads, scale, *, per_example=False):
-        """−log p(x|z) from the decoder's output (times ``scale``, or per row): the Bernoulli's
-        BCE from the logits, or the Gaussian's NLL with the clamped log σ_x² (whose gradient
-        goes into ``grads["x_logvar"]`` unless ``grads`` is None).  Returns (value, ∂/∂output)."""
+    def nll(self, logits, X, work, grads, scale, *, per_example=False, per_entry=False):
+        """−log p(x|z) from the decoder's output (times ``scale``, or per row, or with
+        ``per_entry`` per entry as an (n, d) array): the Bernoulli's BCE from the logits, or the
+        Gaussian's NLL with the clamped log σ_x² (whose gradient goes into ``grads["x_logvar"]``
+        unless ``grads`` is None).  Returns (value, ∂/∂output)."""
+        shape = X.shape
+        if per_entry:  # each entry a row of one
+            logits, X, per_example = logits.reshape(-1, 1), X.reshape(-1, 1), True
         dlogits = work.like("dlogits", logits)
         if self.settings_["likelihood"] == "bernoulli":
-            return bce_with_logits(logits, X, per_example=per_example, scale=scale, out=dlogits,
-                                   work=work)
+            value, dmean = bce_with_logits(logits, X, per_example=per_example, scale=scale,
+                                           out=dlogits, work=work)
+            return (value.reshape(shape) if per_entry else value), dmean
         x_logvar = np.clip(self.x_logvar_, LOGVAR_MIN, LOGVAR_MAX)
+        if per_entry:
+            x_logvar = np.broadcast_to(x_logvar, shape).reshape(-1, 1)
         value, dmean, dx_logvar = gaussian_nll(X, logits, x_logvar, per_example=per_example,
                                                scale=scale, out=dlogits, work=work)
         if grads is not None:
             np.multiply(dx_logvar, self.inside_clamp(self.x_logvar_, np.empty_like(dx_logvar)),
                         out=grads["x_logvar"])
-        return value, dmean
+        return (value.reshape(shape) if per_entry else value), dmean
 
     def log_weights(self, X, mu, logvar, std, eps, beta, work, grads=None):
         """``log w_i = log p(x|z_i) + β [log p(z_i) − log q(z_i|x)]`` for ε (k, n, latent):

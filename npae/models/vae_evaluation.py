@@ -15,10 +15,11 @@ import math
 import numpy as np
 
 from .. import checks
+from ..data import unit_interval
 from ..nn.activations import sigmoid
 from ..nn.buffers import Workspace
 from ..nn.layers import forward_stack
-from ..nn.losses import kl_normal, unit_interval_targets
+from ..nn.losses import kl_normal
 
 ROWS_PER_PASS = 8192  # rows (examples × samples) of one decoder pass in evaluation
 SCORE_DRAWS = 4       # ε draws shared by every row in score_samples
@@ -53,28 +54,41 @@ class VAEEvaluation:
             parts.append(self.elbo_rows(x, draws, n_samples))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype_)
 
-    def elbo_rows(self, x, draws, n_draws):
+    def elbo_rows(self, x, draws, n_draws, *, per_feature=False):
         """Each row's ELBO estimated with ``n_draws`` draws of ε, given as arrays of shape
-        (S, n, latent) or (S, 1, latent): −(the mean over draws of −log p(x|z) + KL)."""
+        (S, n, latent) or (S, 1, latent): −(the mean over draws of −log p(x|z) + KL).  With
+        ``per_feature``, each feature's term of it, (n, d): its own −log p(x_j|z), and an equal
+        share of the KL, which belongs to the whole row."""
         work = Workspace(self.dtype_)
         _, _, mu, _, logvar, std = self.posterior_batch(x, work)
-        recon = np.zeros(x.shape[0], dtype=np.float64)
+        recon = np.zeros(x.shape if per_feature else x.shape[0], dtype=np.float64)
         for eps in draws:
             for e in eps:
                 z = reparameterise(mu, std, e, work.like("z", mu))
                 logits = forward_stack(self.decoder_.layers, z, work, "decoder")[-1]
-                recon += self.nll(logits, x, work, None, 1.0, per_example=True)[0]
-        return -(recon / n_draws + kl_normal(mu, logvar, per_example=True)[0])
+                recon += self.nll(logits, x, work, None, 1.0, per_example=True,
+                                  per_entry=per_feature)[0]
+        kl = kl_normal(mu, logvar, per_example=True)[0]
+        if per_feature:
+            return -(recon / n_draws) - kl[:, None] / x.shape[1]
+        return -(recon / n_draws + kl)
 
-    def score_batch(self, X):
-        """Each row's ELBO (β = 1) from SCORE_DRAWS draws of ε shared by every row (seed 0):
-        deterministic, and independent of the other rows.  Bernoulli targets outside [0, 1]
-        are clipped to it, with a warning."""
+    def feature_terms(self, X):
+        """Each feature's term of each row's score, (n, d), with the SCORE_DRAWS draws of ε
+        every row shares (seed 0); a Bernoulli entry outside [0, 1] scores as its clipped value
+        less λ nats per unit outside (:mod:`npae.data.unit_interval`): an anomaly never scores
+        as more normal for lying outside the data's range."""
+        outside = 0.0
         if self.settings_["likelihood"] == "bernoulli":
-            X = unit_interval_targets(X)
+            X, outside = unit_interval.scored_targets(X)
         eps = np.random.default_rng(0).standard_normal((SCORE_DRAWS, 1, self.code_size),
                                                        dtype=self.dtype_)
-        return self.elbo_rows(X, [eps], SCORE_DRAWS).astype(self.dtype_)
+        return self.elbo_rows(X, [eps], SCORE_DRAWS, per_feature=True) - outside
+
+    def score_batch(self, X):
+        """Each row's ELBO (β = 1): the sum of its :meth:`feature_terms` — deterministic, and
+        independent of the other rows."""
+        return self.feature_terms(X).sum(axis=1, dtype=np.float64).astype(self.dtype_)
 
     def log_likelihood(self, X, *, k=1000, seed=None):
         """Per-example importance-weighted estimate of log p(x) with k samples (the IWAE bound).

@@ -24,7 +24,6 @@ sum, ``bce_with_logits + kl_normal`` is the negative ELBO in nats.
 """
 
 import math
-import warnings
 
 import numpy as np
 
@@ -255,16 +254,3 @@ def _check_same_shape(**arrays):
     for name, b in rest:
         if np.shape(b) != a.shape:
             raise ValueError(f"{name} has shape {np.shape(b)}, but {first} has shape {a.shape}")
-
-
-def unit_interval_targets(x):
-    """Targets for a Bernoulli likelihood: ``x`` clipped to [0, 1], with a warning when that
-    changes it.  (Scores use this: a test fold scaled by a MinMaxScaler fitted on another fold
-    strays slightly outside [0, 1], and the cross-entropy of such a value is not a loss: it can
-    be negative.  Training refuses such data instead.)"""
-    low, high = x.min(initial=0), x.max(initial=1)
-    if low >= 0 and high <= 1:
-        return x
-    warnings.warn(f"the data spans [{low:g}, {high:g}]; the Bernoulli likelihood's score clips "
-                  "it to [0, 1]", UserWarning, stacklevel=2)
-    return np.clip(x, 0, 1)

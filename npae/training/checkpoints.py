@@ -54,13 +54,14 @@ def save_checkpoint(path, model, state, setup):
                                           "step") from exc
 
 
-def load_checkpoint(path, model, optimizer, setup):
+def load_checkpoint(path, model, optimizer, setup, *, scheduled=False):
     """Read a checkpoint of ``model`` written by a run with the same ``setup``.
 
     Everything is read and checked first, then the model's parameters are
     restored in place; returns the :class:`TrainingState` to continue with.
     ``optimizer`` must have the checkpoint's hyper-parameters (its ``lr`` …): a
-    resumed run is the run that was stopped, so another ``lr`` is refused, not ignored.
+    resumed run is the run that was stopped, so another ``lr`` is refused, not ignored
+    (unless ``scheduled``: a learning-rate schedule sets it again each epoch).
     A refused checkpoint (ValueError saying why) changes nothing.
     """
     path = checks.path("resume", path)
@@ -88,7 +89,7 @@ def load_checkpoint(path, model, optimizer, setup):
         if type(restored) is not type(optimizer):
             raise ValueError(f"{path}: the checkpoint's optimiser ({restored!r}) is not a "
                              f"{type(optimizer).__name__}")
-        _check_same_hyperparameters(restored, optimizer, path)
+        _check_same_hyperparameters(restored, optimizer, path, scheduled)
         try:
             rng = checks.generator_from_state(training.get("rng"))
         except ValueError as exc:
@@ -111,12 +112,13 @@ def load_checkpoint(path, model, optimizer, setup):
     return state
 
 
-def _check_same_hyperparameters(saved, given, path):
+def _check_same_hyperparameters(saved, given, path, scheduled):
     """A resumed run continues with the checkpoint's optimiser: this call's hyper-parameters
-    (``lr``, …) must be the same, or the call is refused rather than silently overruled."""
+    (``lr``, …) must be the same, or the call is refused rather than silently overruled — all
+    but ``lr`` when a learning-rate schedule sets it each epoch (``scheduled``)."""
     ours, theirs = optim.to_record(given)[0], optim.to_record(saved)[0]
     different = [f"{k}={theirs.get(k)!r} there, {v!r} here" for k, v in ours.items()
-                 if k != "t" and theirs.get(k) != v]
+                 if k != "t" and not (scheduled and k == "lr") and theirs.get(k) != v]
     if different:
         raise ValueError(f"{path}: the checkpoint's optimiser has other hyper-parameters than this "
                          f"call's ({'; '.join(different)}); resume with the same ones, or start a "

@@ -43,6 +43,7 @@ honours SIGTERM too).  A second signal stops at once.
 import numpy as np
 
 from ..data import batches
+from . import schedules
 from .checkpoints import save_checkpoint
 from .progress import Progress
 from .signals import StopAtBatchBoundary, Terminated
@@ -52,7 +53,8 @@ from .team import how_many
 
 
 def run(model, rows, state, *, epochs, batch_size, n_jobs=1, shuffle=True, verbose=0,
-        validation=None, patience=None, checkpoint=None, checkpoint_every=1, data_range=None):
+        validation=None, patience=None, checkpoint=None, checkpoint_every=1, data_range=None,
+        lr_schedule=None, base_lr=None, callbacks=()):
     """Train ``model`` on ``rows`` (a :class:`npae.data.batches.Rows`) until ``state.epoch == epochs``.
 
     Each batch is one :class:`~npae.training.step.Step` on ``n_jobs`` threads (as
@@ -64,7 +66,9 @@ def run(model, rows, state, *, epochs, batch_size, n_jobs=1, shuffle=True, verbo
     that many epochs, then restore the parameters of the best epoch.
     ``checkpoint``: a path written every ``checkpoint_every`` epochs, at the
     end, and when a signal stops the run.  ``data_range`` ``(low, high)``
-    goes into the message if the run diverges.  Returns ``state``.
+    goes into the message if the run diverges.  ``lr_schedule`` sets the optimiser's rate at
+    the start of each epoch, from ``base_lr``; ``callbacks`` are called after each, and stop the run when one
+    returns True (:mod:`npae.training.schedules`).  Returns ``state``.
     """
     params = model.params
     dtype = next(iter(params.values())).dtype
@@ -89,6 +93,9 @@ def run(model, rows, state, *, epochs, batch_size, n_jobs=1, shuffle=True, verbo
                 state.plan = batches.epoch_plan(rows, state.rng, shuffle)
                 state.block = state.batch = state.rows_done = 0
                 state.loss_sum, state.order = 0.0, None
+                if lr_schedule is not None:
+                    state.optimizer.lr = schedules.rate(lr_schedule, base_lr, state.epoch + 1,
+                                                        state.history, epochs)
             weights = model.loss_weights(state.epoch)
             progress.start_epoch(state.epoch)
             while state.block < len(state.plan):
@@ -132,8 +139,13 @@ def run(model, rows, state, *, epochs, batch_size, n_jobs=1, shuffle=True, verbo
             improved = patience is not None and _track_best(state, params)
             progress.end_epoch(state.history, "  (best so far)" if improved else "")
             done = patience is not None and state.best["waited"] >= patience
-            if done or state.epoch % checkpoint_every == 0 or state.epoch == epochs:
+            asked = bool(callbacks) and schedules.call_back(callbacks, model, state)
+            if done or asked or state.epoch % checkpoint_every == 0 or state.epoch == epochs:
                 save()
+            if asked and not done:
+                state.stopped = "callback"
+                progress.say(f"a callback stopped training after epoch {state.epoch}")
+                break
             if done:
                 state.stopped = "early stopping"
                 progress.say(f"early stopping: val_loss has not improved for {patience} epochs; "

@@ -9,10 +9,12 @@
 
 from .. import checks
 from ..nn import optim
+from . import schedules
 
 PARAMETERS = ("epochs", "batch_size", "lr", "shuffle", "verbose", "warm_start", "early_stopping",
               "validation_fraction", "n_iter_no_change", "n_jobs", "seed")
-FIT_ARGUMENTS = ("optimizer", "validation_data", "checkpoint", "checkpoint_every", "resume")
+FIT_ARGUMENTS = ("optimizer", "validation_data", "checkpoint", "checkpoint_every", "resume",
+                 "lr_schedule", "callbacks")
 
 
 def settings(given, overrides):
@@ -45,6 +47,8 @@ def settings(given, overrides):
                        else checks.output_file("checkpoint", given["checkpoint"]))
     checked["resume"] = None if given.get("resume") is None else checks.path("resume", given["resume"])
     checked["validation_data"] = given.get("validation_data")
+    checked["lr_schedule"] = schedules.checked(given.get("lr_schedule"))
+    checked["callbacks"] = schedules.checked_callbacks(given.get("callbacks"))
     return checked
 
 
@@ -67,6 +71,7 @@ class TrainingState:
         self.loss_sum, self.rows_done = 0.0, 0
         self.best = None
         self.stopped = None
+        self.began_with = {}  # the lr and seed the run began with (partial_fit compares them)
 
 
 def is_history(history):
