@@ -250,6 +250,16 @@ def checkout_state() -> str | None:
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
+def commit_of(checkout) -> str | None:
+    """The commit a git checkout is at, or None."""
+    try:
+        out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
 def machine_info(env: dict) -> dict:
     """What the results depend on, recorded in every JSON file."""
     try:

@@ -8,6 +8,9 @@ reported.  See benchmarks/README.md for the models and the rules.
     python benchmarks/train_speed.py --quick    # smoke run, a minute or two
     python benchmarks/train_speed.py --from-json benchmarks/results/train_speed_latest.json
                                                 # print the tables of a saved run again
+    python benchmarks/train_speed.py --baseline ../npae-main
+                                                # also an earlier checkout's npae (as "base" and
+                                                # "base-1"), alternating with the others
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def main():
     p.add_argument("--b1-steps", type=int, default=2000,
                    help="timed steps at batch size 1 (extrapolated to an epoch)")
     p.add_argument("--from-json", default="", help="re-print the tables of a saved run")
+    p.add_argument("--baseline", default="",
+                   help="another checkout of npae, measured in the same run as base and base-1")
     args = p.parse_args()
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
@@ -56,25 +61,35 @@ def main():
     report = C.Report("train_speed", args.quick)
     env = C.child_env(args.keep_openblas_env)
     impls = C.select_impls(args.only.split(",") if args.only else IMPLS, env, report.say)
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    if baseline is not None:
+        if not (baseline / "benchmarks" / "impl_npae.py").is_file():
+            p.error(f"--baseline {args.baseline}: no benchmarks/impl_npae.py there")
+        impls += ["base", "base-1"]
     data = C.PreparedData()
     machine = C.machine_info(env)
     settings = {"quick": args.quick, "epochs": args.epochs, "repeats": args.repeats,
                 "warmup": args.warmup, "b1_steps": args.b1_steps, "batch": 128, "lr": 1e-3,
                 "impls": impls, "configs": configs(args),
                 "openblas_env_unset_for_children": not args.keep_openblas_env,
-                "max_wait": args.max_wait}
+                "max_wait": args.max_wait, "baseline": str(baseline) if baseline else None,
+                "baseline_commit": C.commit_of(baseline) if baseline else None}
     header(report, machine, data.describe(), settings)
 
     runs = []
     for label, model, batch, steps, warmup in configs(args):
         for rep in range(args.repeats):
             for impl in impls:
-                script, extra = C.IMPL_SCRIPTS[impl]
+                script, extra = C.IMPL_SCRIPTS[impl.replace("base", "npae")]
+                child_env = env
+                if impl.startswith("base"):  # the other checkout's own harness and npae
+                    script = baseline / "benchmarks" / script
+                    child_env = dict(env, PYTHONPATH=str(baseline))
                 child_args = extra + ["--task", "speed", "--model", model, "--batch", batch,
                                       "--epochs", args.epochs, "--steps", steps,
                                       "--warmup", warmup, "--train", data.train]
                 t0 = time.perf_counter()
-                res = C.run_child(script, child_args, env, max_wait=args.max_wait)
+                res = C.run_child(script, child_args, child_env, max_wait=args.max_wait)
                 res.update(label=label, impl=impl, repeat=rep, wall=time.perf_counter() - t0)
                 runs.append(res)
                 shown = (f"{res['sec_per_epoch']:.3f} s/epoch" if "sec_per_epoch" in res
@@ -135,6 +150,15 @@ def render(report, machine: dict, data: dict, settings: dict, runs: list,
     report.table(columns, [[r["label"]] + [r[k] for k in keys] for r in paired])
     report.say("targets (medians of per-repeat ratios): npae / torch-best ≤ 0.8 for M1 and M2, "
                "≤ 0.9 at batch 1; GEMM-limit / npae ≥ 0.7 for M2, ≥ 0.4 for M1")
+    if any(s["impl"] == "base" for s in summary):
+        report.say()
+        report.say(f"Against the baseline checkout {settings.get('baseline')} "
+                   f"({settings.get('baseline_commit') or 'commit unknown'}), medians of "
+                   "per-repeat ratios (< 1: this checkout faster):")
+        report.table(["model", "npae / base", "npae-1 / base-1", "base / torch-best",
+                      "base-1 / torch-best"],
+                     [[r["label"], r["npae/base"], r["npae-1/base-1"], r["base/torch-best"],
+                       r["base-1/torch-best"]] for r in paired])
     for r in paired:
         for key, bound in TARGETS.get(r["label"], {}).items():
             if r[key] is not None:
@@ -222,7 +246,11 @@ def paired_ratios(runs: list, cfgs: list) -> list:
              "npae-1/torch-best": ratio(label, "npae-1", "torch-best"),
              "npae/torch-usual": ratio(label, "npae", "torch-usual"),
              "npae/autograd": ratio(label, "npae", "autograd"),
-             "gemm/npae": ratio(label, "gemm-limit", "npae")} for label, *_ in cfgs]
+             "gemm/npae": ratio(label, "gemm-limit", "npae"),
+             "npae/base": ratio(label, "npae", "base"),
+             "npae-1/base-1": ratio(label, "npae-1", "base-1"),
+             "base/torch-best": ratio(label, "base", "torch-best"),
+             "base-1/torch-best": ratio(label, "base-1", "torch-best")} for label, *_ in cfgs]
 
 
 def process_rows(runs: list, impls: list) -> list:
