@@ -367,20 +367,6 @@ def block_range(block):
     return np.array([[block.min(), block.max()]], dtype=np.float64)
 
 
-def unit_interval(low, high, *, name="X", instead=None, integer_data=False):
-    """Refuse a range outside [0, 1], saying how to fix it."""
-    if low >= 0 and high <= 1:
-        return
-    if integer_data:
-        scale = f"{255 if high <= 255 else high:g}"
-        hint = (f"; integer images such as uint8 should be scaled to [0, 1] first, e.g. "
-                f"{name} / {scale}, or npae.RowView({name}, divide_by={scale}) a batch at a time")
-    else:
-        hint = "; scale it to [0, 1]" + (f" or use {instead}" if instead else "")
-    raise ValueError(f"{name} must lie in [0, 1] for a Bernoulli / binary cross-entropy "
-                     f"likelihood, but its values span [{low:g}, {high:g}]{hint}")
-
-
 # -- messages --------------------------------------------------------------------
 def _shown(value):
     text = repr(value)

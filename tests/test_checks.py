@@ -371,22 +371,25 @@ def test_the_range_of_a_dask_array_is_found_block_by_block():
 
 
 def test_data_outside_the_unit_interval_is_refused_saying_how_to_fix_it():
-    checks.unit_interval(0.0, 1.0)   # the bounds are inside
+    from npae.data import unit_interval
+    inside = np.array([[0.0, 1.0]])
+    assert unit_interval.accept(inside, 0.0, 1.0) is inside   # the bounds are inside
     cases = [
-        (dict(), "; scale it to [0, 1]"),
-        (dict(instead="likelihood='gaussian'"), "; scale it to [0, 1] or use likelihood='gaussian'"),
-        (dict(integer_data=True), "; integer images such as uint8 should be scaled to [0, 1] first, "
-                                  "e.g. X / 255, or npae.RowView(X, divide_by=255) a batch at a time"),
+        (np.array([[0.0, 255.0]]), dict(), "255.0", "; scale it to [0, 1]"),
+        (np.array([[0.0, 255.0]]), dict(instead="likelihood='gaussian'"), "255.0",
+         "; scale it to [0, 1] or use likelihood='gaussian'"),
+        (np.array([[0, 255]], dtype=np.uint8), dict(), "255",
+         "; integer images such as uint8 should be scaled to [0, 1] first, e.g. X / 255, or "
+         "npae.RowView(X, divide_by=255) a batch at a time"),
     ]
-    for kwargs, hint in cases:
+    for X, kwargs, shown, hint in cases:
         with pytest.raises(ValueError) as info:
-            checks.unit_interval(0.0, 255.0, **kwargs)
+            unit_interval.accept(X, 0.0, 255.0, **kwargs)
         assert str(info.value) == ("X must lie in [0, 1] for a Bernoulli / binary cross-entropy "
-                                   "likelihood, but its values span [0, 255]" + hint)
+                                   f"likelihood, but X[0, 1] = {shown} (its values span [0, 255])"
+                                   + hint)
     with pytest.raises(ValueError, match=r"e\.g\. X / 65535, or npae\.RowView\(X, divide_by=65535\)"):
-        checks.unit_interval(0.0, 65535.0, integer_data=True)
-    with pytest.raises(ValueError, match=r"^validation_data must lie in \[0, 1\] .* span \[-0\.5, 1\]"):
-        checks.unit_interval(-0.5, 1.0, name="validation_data")
+        unit_interval.accept(np.array([[0, 65535]], dtype=np.uint16), 0.0, 65535.0)
 
 
 # =============================================================================

@@ -1063,3 +1063,17 @@ def test_a_final_write_that_fails_rescues_the_trained_model_into_the_temporary_f
     assert str(rescued[0]) in out
     model = npae.load(rescued[0])
     assert len(model.history_["loss"]) == 3
+
+
+def test_data_at_the_edge_of_the_unit_interval_by_rounding_trains_from_the_command_line(tmp_path):
+    """A MinMaxScaler's 1.0000000000000002 is the boundary, not a refusal (as in the library)."""
+    X = npae.datasets.load_digits()[0][:200].astype(np.float64)
+    X[3, 5] = 1.0000000000000002
+    np.save(tmp_path / "edge.npy", X)
+    status, _, err = run("train", "--data", tmp_path / "edge.npy", "--epochs", "1",
+                         "--out", tmp_path / "run", "--quiet")
+    assert status == 0, err
+    X[3, 5] = 1.001
+    np.save(tmp_path / "over.npy", X)
+    assert_refused(run("train", "--data", tmp_path / "over.npy", "--epochs", "1",
+                       "--out", tmp_path / "run2"), r"values span \[0, 1\.001\]")

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from .. import checks
-from ..data import batches, datasets
+from ..data import batches, datasets, unit_interval
 from ..data.scaling import Standardized
 from ..files import atomic
 from ..models.autoencoder import Autoencoder
@@ -178,14 +178,16 @@ def check_values(X, source, model, *, training=False, likelihood=True):
         low, high = checks.value_range(X, np.float32, name="the data")
     except ValueError as exc:
         raise UsageError(f"{source}: {exc}; the data must be finite numbers") from None
-    if likelihood and model.needs_unit_interval and (low < 0 or high > 1):
+    slack = unit_interval.tolerance(getattr(X, "dtype", np.float32))  # rounding is the boundary
+    if likelihood and model.needs_unit_interval and (low < -slack or high > 1 + slack):
         integers = np.dtype(getattr(X, "X", X).dtype).kind in "iu"
         scale = "use --scale 255 for 8-bit images" if integers else "scale the data to [0, 1]"
         other = "--likelihood gaussian" if isinstance(model, VAE) else "--loss mse"
         fix = f"{scale}, or use {other}" if training else f"{scale}, as it was for training"
         if isinstance(X, Standardized):
             fix = f"standard-scaled columns are not in [0, 1]; use {other}"
-        raise UsageError(f"{source}: values span [{low:g}, {high:g}], but a Bernoulli / binary "
+        raise UsageError(f"{source}: values span [{unit_interval.full(low)}, "
+                         f"{unit_interval.full(high)}], but a Bernoulli / binary "
                          f"cross-entropy model needs data in [0, 1]: {fix}")
 
 
