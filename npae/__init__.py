@@ -30,6 +30,6 @@ from .nn.optim import SGD, Adam
 for _module in (activations, losses, datasets, signals):
     sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["Autoencoder", "VAE", "OutlierDetector", "ConvergenceWarning", "RowView", "Dense", "Sequential", "Adam", "SGD", "gradcheck",
            "gradcheck_layer", "save", "load", "activations", "losses", "datasets", "signals"]
