@@ -167,6 +167,16 @@ def require_float64(params):
                             "or convert with .astype(np.float64)")
 
 
+def put_back_changed(before, arrays):
+    """The names of ``arrays`` (name → array) that differ from their copies in ``before``; each
+    of them is put back as it was."""
+    changed = [name for name, a in arrays.items()
+               if not np.array_equal(a, before[name], equal_nan=True)]
+    for name in changed:
+        arrays[name][...] = before[name]
+    return changed
+
+
 def first_calls(fn, params, nondet_tol=0.0):
     """Call ``fn`` at the same point two or three times: (loss, analytic gradients as float64).
 
@@ -177,9 +187,7 @@ def first_calls(fn, params, nondet_tol=0.0):
     """
     before = {name: p.copy() for name, p in params.items()}
     loss1, grads1 = _call(fn, params)
-    changed = [name for name, p in params.items() if not np.array_equal(p, before[name], equal_nan=True)]
-    for name in changed:
-        params[name][...] = before[name]
+    changed = put_back_changed(before, params)
     if changed:
         raise WrongGradients(f"fn changed {', '.join(f'params[{n!r}]' for n in changed)} in place: a "
                              "forward or backward pass must leave its inputs and parameters alone "

@@ -23,7 +23,7 @@ import copy
 import numpy as np
 
 from .gradcheck import (DEFAULT_STEP, RTOL, CannotCheck, WrongGradients, first_calls, gradcheck,
-                        require_float64)
+                        put_back_changed, require_float64)
 
 DOMAINS = ("real", "positive", "probability")
 
@@ -159,9 +159,7 @@ def _forward(obj, inputs):
 
 
 def _unchanged(before, arrays, what):
-    changed = [name for name, a in arrays.items() if not np.array_equal(a, before[name], equal_nan=True)]
-    for name in changed:
-        arrays[name][...] = before[name]
+    changed = put_back_changed(before, arrays)
     if changed:
         raise WrongGradients(f"the {what} {', '.join(changed)} was changed in place: forward and "
                              "backward must leave their inputs alone (write a new array: y = x * m, "
